@@ -1,0 +1,165 @@
+"""Radar processing chain, walker kinematics and the FMCW scene simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmslim.data.layout import frame_filename
+from mmslim.data.radar import RadarConfig, to_amplitude_db, to_phase
+from mmslim.data.simulator import (
+    RADAR_POSITION,
+    make_scene,
+    simulate_dataset,
+    simulate_point_target,
+    simulate_sequence,
+    walker_scatterers,
+    write_dataset,
+)
+from mmslim.data.walker import SEGMENTS, Walker, ellipsoid_rcs
+
+RADAR = RadarConfig()
+PI32 = np.float32(np.pi)
+
+
+def test_radar_numbers_match_the_capture_setup():
+    assert RADAR.bandwidth == pytest.approx(1.92e9)
+    assert RADAR.range_resolution == pytest.approx(0.078, abs=1e-3)
+    assert RADAR.velocity_resolution == pytest.approx(0.0555, abs=1e-3)
+    assert RADAR.max_velocity == pytest.approx(6.12, abs=0.01)
+    assert RADAR.range_axis().shape == (64,) and RADAR.range_axis()[-1] < 5.0
+    v = RADAR.velocity_axis()
+    assert v.shape == (224,) and v[112] == 0.0 and v[0] == pytest.approx(-RADAR.max_velocity)
+
+
+@pytest.mark.parametrize(
+    "range_m, velocity",
+    [(0.5, 0.0), (1.0, 1.0), (2.3, -1.5), (3.7, 4.0), (4.6, -5.5), (2.0, 0.2), (1.4, -0.3)],
+)
+def test_point_target_lands_in_its_range_bin_and_doppler_row(range_m, velocity):
+    rd = simulate_point_target(range_m, velocity, snr_db=40, seed=1)
+    assert rd.shape == (224, 64) and rd.dtype == np.complex64
+    row, col = np.unravel_index(np.argmax(np.abs(rd)), rd.shape)
+    assert abs(col - np.argmin(np.abs(RADAR.range_axis() - range_m))) <= 1
+    assert abs(row - np.argmin(np.abs(RADAR.velocity_axis() - velocity))) <= 1
+
+
+def test_range_doppler_accepts_batches_and_checks_shape():
+    rng = np.random.default_rng(0)
+    beat = (rng.standard_normal((2, 3, 224, 128)) + 1j).astype(np.complex64)
+    rd = RADAR.range_doppler(beat)
+    assert rd.shape == (2, 3, 224, 64) and rd.dtype == np.complex64
+    np.testing.assert_allclose(rd[1, 2], RADAR.range_doppler(beat[1, 2]), rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError):
+        RADAR.range_doppler(beat[..., :100])
+
+
+def test_amplitude_and_phase_conversions():
+    x = np.array([0, 1e-20, 1, -1 - 0j, complex(-1, -0.0), 1j], np.complex64)
+    amp, phase = to_amplitude_db(x), to_phase(x)
+    assert np.all(np.isfinite(amp)) and amp[2] == 0.0
+    assert np.all(phase > -PI32) and np.all(phase <= PI32) and phase[4] == PI32
+
+
+def test_sequence_shapes_dtypes_and_value_ranges():
+    amp, phase = simulate_sequence(0, 0, 3)
+    for x in (amp, phase):
+        assert x.shape == (3, 224, 64) and x.dtype == np.float32
+    assert np.all(np.isfinite(amp))
+    dynamic_range = amp.max(axis=(1, 2)) - np.median(amp, axis=(1, 2))
+    assert np.all((dynamic_range > 55) & (dynamic_range < 85)), dynamic_range
+    assert np.all(phase > -PI32) and np.all(phase <= PI32)
+    # The leakage spike is the brightest cell: range bin 0, zero-Doppler row.
+    assert np.all(amp[:, 112, 0] == amp.max(axis=(1, 2)))
+
+
+def test_same_arguments_give_identical_frames_and_seeds_differ():
+    a1, p1 = simulate_sequence(2, 1, 2, seed=5)
+    a2, p2 = simulate_sequence(2, 1, 2, seed=5)
+    assert a1.tobytes() == a2.tobytes() and p1.tobytes() == p2.tobytes()
+    for other in (simulate_sequence(2, 1, 2, seed=6), simulate_sequence(2, 2, 2, seed=5)):
+        assert not np.array_equal(a1, other[0])
+    # A longer run (crossing a synthesis chunk) starts with the same frames.
+    longer, _ = simulate_sequence(2, 1, 10, seed=5)
+    np.testing.assert_array_equal(longer[:2], a1)
+
+
+def test_a_subject_is_the_same_person_in_every_sequence():
+    scenes = [make_scene(3, seq) for seq in range(3)]
+    assert len({(s.walker.height, s.walker.speed, s.loop.start) for s in scenes}) == 1
+    assert len({s.dynamic_range_db for s in scenes}) == 3
+    assert make_scene(4, 0).walker.height != scenes[0].walker.height
+
+
+def test_walker_stays_inside_the_kept_ranges():
+    scene = make_scene(1, 0)
+    loop_time = scene.loop.perimeter / scene.walker.speed
+    pos, rcs = walker_scatterers(scene, np.linspace(0, loop_time, 300))
+    ranges = np.linalg.norm(pos - RADAR_POSITION, axis=-1)
+    assert pos.shape == (300, len(SEGMENTS), 3) and rcs.shape == (300, len(SEGMENTS))
+    assert ranges.min() > 0.9 and ranges.max() < RADAR.range_axis()[-1]
+    assert np.all(rcs > 0) and np.all(pos[..., 2] > -0.05)
+
+
+@pytest.mark.parametrize("subject", [0, 1])
+def test_strongest_moving_cell_is_near_the_torso(subject):
+    n = 12
+    amp, _ = simulate_sequence(subject, 0, n)
+    t = np.arange(n) / RADAR.frame_rate_hz + (RADAR.n_chirps // 2) * RADAR.chirp_period_s
+    scene, torso = make_scene(subject, 0), SEGMENTS.index("torso")
+    torso_range = [
+        np.linalg.norm(walker_scatterers(scene, t + dt)[0][:, torso] - RADAR_POSITION, axis=-1)
+        for dt in (0.0, 1e-3)
+    ]
+    radial_speed = (torso_range[1] - torso_range[0]) / 1e-3
+    masked = amp.copy()
+    masked[:, :, :2] = -np.inf  # leakage
+    masked[:, 110:115, :] = -np.inf  # static reflectors sit in the zero-Doppler row
+    rows, cols = np.unravel_index(masked.reshape(n, -1).argmax(axis=1), (224, 64))
+    moving = np.abs(radial_speed) > 0.3
+    assert moving.sum() >= n // 2
+    np.testing.assert_array_less(
+        np.abs(cols - torso_range[0] / RADAR.range_resolution)[moving], 4.0
+    )
+    # The Doppler row has the sign of the torso's radial velocity (+ = receding).
+    velocity = RADAR.velocity_axis()[rows]
+    assert np.all(np.sign(velocity[moving]) == np.sign(radial_speed[moving]))
+
+
+def test_walker_gait_is_plausible():
+    walker = Walker(height=1.75, speed=1.2)
+    assert 0.9 < walker.cycle_duration < 1.3 and 0.55 < walker.support_fraction < 0.7
+    centres, axes = walker.pose(np.linspace(0, 2 * walker.cycle_duration, 200))
+    assert centres.shape == axes.shape == (200, len(SEGMENTS), 3)
+    np.testing.assert_allclose(np.linalg.norm(axes, axis=-1), 1.0, atol=1e-9)
+    head, feet = SEGMENTS.index("head"), [SEGMENTS.index("foot_l"), SEGMENTS.index("foot_r")]
+    assert 0.85 * 1.75 < centres[:, head, 2].min() and centres[:, head, 2].max() < 1.75
+    assert centres[:, feet, 2].min() > -0.03 and centres[:, feet, 2].max() < 0.3
+    # Left and right legs swing half a cycle apart: opposite forward offsets on average.
+    assert np.corrcoef(centres[:, feet[0], 0], centres[:, feet[1], 0])[0, 1] < -0.5
+
+
+def test_ellipsoid_rcs_limits():
+    look = np.array([[0.6, 0.0, 0.8]])  # (1, 3), any direction
+    sphere = ellipsoid_rcs(np.array([[0.1, 0.1, 0.1]]), np.array([[0.0, 0, 1]]), [0, 1.0, 0], look)
+    np.testing.assert_allclose(sphere, np.pi * 0.01)
+    # A cylinder-like ellipsoid seen broadside: pi c^2; end-on: pi a^2 b^2 / c^2.
+    axes = np.array([[0.05, 0.05, 0.2]])
+    broad = ellipsoid_rcs(axes, np.array([[0.0, 0, 1]]), [0, 1.0, 0], np.array([[1.0, 0, 0]]))
+    end_on = ellipsoid_rcs(axes, np.array([[1.0, 0, 0]]), [0, 1.0, 0], np.array([[1.0, 0, 0]]))
+    np.testing.assert_allclose([broad[0], end_on[0]], [np.pi * 0.04, np.pi * 0.05**4 / 0.04])
+
+
+def test_write_dataset_writes_both_maps_per_frame(tmp_path):
+    assert write_dataset(tmp_path, subjects=2, sequences=1, frames=2, progress=False) == 4
+    for sub in ("amplitude", "phase"):
+        names = sorted(p.name for p in (tmp_path / sub).iterdir())
+        assert names == sorted(frame_filename(s, 0, f) for s in range(2) for f in range(2))
+    amp, phase = simulate_sequence(1, 0, 2)
+    saved = np.load(tmp_path / "amplitude" / frame_filename(1, 0, 1))
+    assert saved.dtype == np.float32 and saved.shape == (224, 64)
+    np.testing.assert_array_equal(saved, amp[1])
+    np.testing.assert_array_equal(np.load(tmp_path / "phase" / frame_filename(1, 0, 1)), phase[1])
+    in_memory = simulate_dataset(2, 1, 2, progress=False)
+    assert list(in_memory.subject) == ["subj00", "subj00", "subj01", "subj01"]
+    np.testing.assert_array_equal(in_memory.amplitude[3], saved)
