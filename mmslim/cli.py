@@ -59,9 +59,34 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
     s.set_defaults(func=_train)
 
-    s = sub.add_parser("bench", help="speed figures for this machine")
-    s.add_argument("what", choices=["simulate", "train"])
+    s = sub.add_parser("prior", help="refit a checkpoint's entropy prior on its training split")
+    s.add_argument("--checkpoint", required=True, type=Path)
+    s.add_argument("--data", required=True, type=Path, help="the data it was trained on")
+    s.set_defaults(func=_prior)
+
+    s = sub.add_parser("compress", help="compress maps into an .mmsl file")
+    s.add_argument("input", type=Path, help=".npy map(s), a data folder, or an .npz bundle")
+    s.add_argument("output", type=Path, help="the .mmsl file to write")
+    s.add_argument("--checkpoint", required=True, type=Path, help="amplitude.pt or phase.pt")
+    s.add_argument("--mode", default="ans", choices=["ans", "huffman", "fixed"])
+    s.add_argument("--amplitude", type=Path, help="amplitude .npy for a phase .npy input")
+    s.set_defaults(func=_compress)
+
+    s = sub.add_parser("decompress", help="decode an .mmsl file to an .npy (N, H, W)")
+    s.add_argument("input", type=Path)
+    s.add_argument("output", type=Path)
+    s.add_argument("--checkpoint", required=True, type=Path, help="the model that wrote it")
+    s.set_defaults(func=_decompress)
+
+    s = sub.add_parser("inspect", help="header, frame count, bits per element, ratios")
+    s.add_argument("input", type=Path)
+    s.set_defaults(func=_inspect)
+
+    s = sub.add_parser("bench", help="speed and rate figures for this machine")
+    s.add_argument("what", choices=["simulate", "train", "codec"])
     s.add_argument("--frames", type=int, default=200, help="frames to time (simulate)")
+    s.add_argument("--data", type=Path, help="data for `codec` (default: the shipped sample)")
+    s.add_argument("--checkpoint-dir", type=Path, help="amplitude.pt + phase.pt for `codec`")
     s.set_defaults(func=_bench)
     return p
 
@@ -127,6 +152,88 @@ def _train(args) -> None:
     print(f"checkpoint: {result.checkpoint}")
 
 
+def _prior(args) -> None:
+    from mmslim.checkpoint import load_model
+    from mmslim.data.dataset import RadarFrames, load_frames
+    from mmslim.pipeline import fit_prior, store_prior
+
+    model, state = load_model(args.checkpoint)
+    frames = load_frames(args.data, expected_shape=None)
+    prior = fit_prior(model, RadarFrames(frames, state["split"]["train"]), state["stage"])
+    store_prior(args.checkpoint, prior)
+    print(f"prior of {len(state['split']['train'])} training subjects stored in {args.checkpoint}")
+
+
+def _read_maps(path: Path, kind: str, amplitude: Path | None):
+    """(maps (N, H, W), amplitude (N, H, W) or None) from .npy, a folder or a bundle."""
+    import numpy as np
+
+    from mmslim.data.dataset import load_frames
+
+    if path.suffix == ".npy":
+        maps = np.load(path, allow_pickle=False)
+        amp = np.load(amplitude, allow_pickle=False) if amplitude else None
+        if kind == "phase" and amp is None:
+            raise ValueError("a phase .npy needs --amplitude FILE: the mask looks at amplitude")
+        return _as_frames(maps), None if amp is None else _as_frames(amp)
+    frames = load_frames(path, expected_shape=None)
+    return getattr(frames, kind), frames.amplitude
+
+
+def _as_frames(a):
+    """One (H, W) map becomes (1, H, W); (N, H, W) stays."""
+    return a[None] if a.ndim == 2 else a
+
+
+def _compress(args) -> None:
+    from mmslim.checkpoint import load_model
+    from mmslim.codec import rate_report
+    from mmslim.pipeline import compress_maps
+
+    model, state = load_model(args.checkpoint)
+    kind = state["stage"]
+    maps, amp = _read_maps(args.input, kind, args.amplitude)
+    data = compress_maps(model, maps, kind, args.mode, amp, progress=True)
+    args.output.write_bytes(data)
+    r = rate_report(data, maps.size)
+    print(
+        f"{len(maps)} {kind} frame(s) -> {args.output} ({len(data)} bytes): "
+        f"{r.bits_per_element:.4f} bits/element, {r.ratio_vs_float32:.1f}x vs float32"
+    )
+
+
+def _decompress(args) -> None:
+    import numpy as np
+
+    from mmslim.checkpoint import load_model
+    from mmslim.pipeline import decompress_maps
+
+    model, _ = load_model(args.checkpoint)
+    maps, decoded = decompress_maps(model, args.input.read_bytes(), progress=True)
+    np.save(args.output, maps)
+    print(f"{len(maps)} {decoded.kind} frame(s) {maps.shape[1:]} -> {args.output}")
+
+
+def _inspect(args) -> None:
+    from mmslim.codec import rate_report, read_header
+
+    data = args.input.read_bytes()
+    h = read_header(data)
+    height, width = 4 * h.shape_hi[0], 4 * h.shape_hi[1]
+    r = rate_report(data, h.num_frames * height * width)
+    print(f"file          {args.input} ({len(data)} bytes, format v{h.version})")
+    print(f"kind, mode    {h.kind}, {h.mode}")
+    print(f"model         {h.fingerprint.hex()}")
+    print(f"frames        {h.num_frames} of {height} x {width}")
+    print(f"index grids   hi {h.shape_hi}, lo {h.shape_lo}, K = {h.num_codes}")
+    print(f"bits/element  {r.bits_per_element:.4f}  (fixed-length: {r.fixed_bits_per_element:.4f})")
+    print(f"ratio         {r.ratio_vs_float32:.1f}x vs float32, {r.ratio_vs_int16:.1f}x vs int16")
+    print(
+        f"bytes         header+crc {r.header_bytes}, side info {r.side_bytes}, "
+        f"framing {r.framing_bytes}, payload {r.payload_bytes}"
+    )
+
+
 def _bench(args) -> None:
     from mmslim import bench
 
@@ -134,6 +241,8 @@ def _bench(args) -> None:
         bench.print_table(bench.bench_simulate(args.frames))
     elif args.what == "train":
         bench.print_table(bench.bench_train())
+    elif args.what == "codec":
+        bench.print_table(bench.bench_codec(args.data, args.checkpoint_dir))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ class ModelConfig(_Config):
 
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
-        "cpu-small": {"hidden": 32, "res_hidden": 16, "n_res_layers": 2, "code_dim": 16},
+        # ~0.2 s per training step of 16 frames (224 x 64) on 2 CPU cores, ~0.3 M parameters.
+        "cpu-small": {"hidden": 48, "res_hidden": 16, "n_res_layers": 2, "code_dim": 32},
     }
 
 

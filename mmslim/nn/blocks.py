@@ -1,0 +1,178 @@
+"""Convolutional building blocks of the two VQ-VAE branches (DESIGN.md section 2).
+
+Layer recipes follow the reference release; its defects do not carry over: every residual layer
+is its own module with its own weights, and no ReLU works in place.
+
+Shapes for the 224 x 64 frames of the paper (any H, W divisible by 16 work the same way):
+
+    EncoderHi: (B, 1, 224, 64) -> (B, h, 56, 16)      DecoderHi: (B, D, 56, 16) -> (B, 1, 224, 64)
+    EncoderLo: (B, 1, 224, 64) -> (B, h, 14, 4)       DecoderLo: (B, D, 14, 4)  -> (B, 1, 224, 64)
+
+Size arithmetic: a conv 4x4, stride 2, padding 1 halves even sizes ((n + 2 - 4) / 2 + 1 = n / 2),
+a conv 5x5, stride 2, padding 2 also halves them (floor((n + 4 - 5) / 2) + 1 = n / 2), and a
+transposed conv 4x4, stride 2, padding 1 doubles them ((n - 1) * 2 - 2 + 4 = 2n).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _down4x4(c_in: int, c_out: int) -> nn.Conv2d:
+    """Conv 4x4, stride 2, padding 1: halves H and W."""
+    return nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
+
+
+def _up4x4(c_in: int, c_out: int) -> nn.ConvTranspose2d:
+    """Transposed conv 4x4, stride 2, padding 1: doubles H and W."""
+    return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
+
+
+class ResidualLayer(nn.Module):
+    """x + conv1x1(ReLU(conv3x3(ReLU(x)))), both convs without bias.
+
+    Args:
+        channels: h, channels in and out.
+        res_channels: res_h, bottleneck channels.
+
+    Shapes: (B, h, H, W) -> (B, h, H, W).
+    """
+
+    def __init__(self, channels: int, res_channels: int):
+        super().__init__()
+        self.conv3 = nn.Conv2d(channels, res_channels, kernel_size=3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(res_channels, channels, kernel_size=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Out-of-place ReLUs: the reference's in-place ReLU modified x, which the sum needs.
+        return x + self.conv1(F.relu(self.conv3(F.relu(x))))
+
+
+class ResidualStack(nn.Module):
+    """``n_layers`` residual layers, each with its own weights, followed by a ReLU.
+
+    Shapes: (B, h, H, W) -> (B, h, H, W).
+    """
+
+    def __init__(self, channels: int, res_channels: int, n_layers: int):
+        super().__init__()
+        # Separate instances: the reference repeated one layer object, so all shared weights.
+        self.layers = nn.ModuleList(ResidualLayer(channels, res_channels) for _ in range(n_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return F.relu(x)
+
+
+class EncoderHi(nn.Module):
+    """Fine encoder, downsampling by 4: two strided 4x4 convs, a 3x3 conv, a residual stack.
+
+    Shapes: (B, 1, H, W) -> (B, h, H/4, W/4), e.g. (B, 1, 224, 64) -> (B, h, 56, 16).
+    """
+
+    downsample = 4
+
+    def __init__(self, hidden: int, res_hidden: int, n_res_layers: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            _down4x4(1, hidden // 2),  # (B, h/2, H/2, W/2)
+            nn.BatchNorm2d(hidden // 2),
+            nn.ReLU(),
+            _down4x4(hidden // 2, hidden),  # (B, h, H/4, W/4)
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, kernel_size=3, padding=1),
+            ResidualStack(hidden, res_hidden, n_res_layers),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class EncoderLo(nn.Module):
+    """Coarse encoder, downsampling by 16: four strided 5x5 convs, a residual stack.
+
+    Channels 1 -> h/4 -> h/2 -> h -> h, with BatchNorm and ReLU between the convs.
+
+    Shapes: (B, 1, H, W) -> (B, h, H/16, W/16), e.g. (B, 1, 224, 64) -> (B, h, 14, 4).
+    """
+
+    downsample = 16
+
+    def __init__(self, hidden: int, res_hidden: int, n_res_layers: int):
+        super().__init__()
+        channels = [1, hidden // 4, hidden // 2, hidden, hidden]
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+            layers.append(nn.Conv2d(c_in, c_out, kernel_size=5, stride=2, padding=2))
+            if i < 3:  # BN and ReLU between the convs, not after the last one
+                layers += [nn.BatchNorm2d(c_out), nn.ReLU()]
+        layers.append(ResidualStack(hidden, res_hidden, n_res_layers))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class DecoderHi(nn.Module):
+    """Fine decoder, upsampling by 4: a 3x3 transposed conv, a residual stack, two 4x4 ones.
+
+    Shapes: (B, D, H/4, W/4) -> (B, 1, H, W), e.g. (B, D, 56, 16) -> (B, 1, 224, 64).
+    The output has no final activation (as in the reference).
+    """
+
+    upsample = 4
+
+    def __init__(self, code_dim: int, hidden: int, res_hidden: int, n_res_layers: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(code_dim, hidden, kernel_size=3, padding=1),  # (B, h, H/4, W/4)
+            ResidualStack(hidden, res_hidden, n_res_layers),
+            _up4x4(hidden, hidden // 2),  # (B, h/2, H/2, W/2)
+            nn.ReLU(),
+            _up4x4(hidden // 2, 1),  # (B, 1, H, W)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class DecoderLo(nn.Module):
+    """Coarse decoder, upsampling by 16: four 4x4 transposed convs around a residual stack.
+
+    Channels D -> h, (residual stack), h -> h/2, h/2 -> 1, 1 -> 1, BatchNorm and ReLU after the
+    first two. Shapes: (B, D, H/16, W/16) -> (B, 1, H, W), e.g. (B, D, 14, 4) -> (B, 1, 224, 64).
+    The output has no final activation (as in the reference).
+    """
+
+    upsample = 16
+
+    def __init__(self, code_dim: int, hidden: int, res_hidden: int, n_res_layers: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            _up4x4(code_dim, hidden),  # (B, h, H/8, W/8)
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(),
+            ResidualStack(hidden, res_hidden, n_res_layers),
+            _up4x4(hidden, hidden // 2),  # (B, h/2, H/4, W/4)
+            nn.BatchNorm2d(hidden // 2),
+            nn.ReLU(),
+            _up4x4(hidden // 2, 1),  # (B, 1, H/2, W/2)
+            _up4x4(1, 1),  # (B, 1, H, W)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+__all__ = [
+    "DecoderHi",
+    "DecoderLo",
+    "EncoderHi",
+    "EncoderLo",
+    "ResidualLayer",
+    "ResidualStack",
+]

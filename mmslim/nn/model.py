@@ -1,0 +1,273 @@
+"""The mmSlim model: MaskNet and two VQ-VAE branches, one fine (high rate), one coarse (low rate).
+
+Each :class:`Branch` is one VQ-VAE (encoder, 1x1 pre-VQ conv, quantizer, decoder); the same class
+is built twice, with the fine or the coarse encoder/decoder pair. :class:`MMSlim` composes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import nn
+
+from mmslim.config import ModelConfig
+from mmslim.nn.blocks import DecoderHi, DecoderLo, EncoderHi, EncoderLo
+from mmslim.nn.masknet import MaskNet
+from mmslim.nn.quantizers import Quantizer, VectorQuantizer
+
+FACTOR = 16  # H and W must be divisible by the coarse branch's downsampling
+
+
+def make_quantizer(config: ModelConfig) -> Quantizer:
+    """The quantizer named by ``config.quantizer`` (one per branch)."""
+    if config.quantizer == "vq":
+        return VectorQuantizer(config.num_codes, config.code_dim, beta=config.beta)
+    raise ValueError(f"unknown quantizer {config.quantizer!r}; available: 'vq'")
+
+
+def check_frames(x: torch.Tensor, name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``x`` is a finite float (B, 1, H, W), H and W divisible by 16."""
+    expected = f"expected {name} as a float tensor (B, 1, H, W) with H and W divisible by {FACTOR}"
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{expected}, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise ValueError(f"{expected}, got shape {tuple(x.shape)}")
+    if x.shape[2] % FACTOR or x.shape[3] % FACTOR:
+        raise ValueError(f"{expected}, got H x W = {x.shape[2]} x {x.shape[3]}")
+    if not x.is_floating_point():
+        raise ValueError(f"{expected}, got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"expected finite values in {name}, found NaN or inf")
+
+
+class Branch(nn.Module):
+    """One VQ-VAE: encoder -> 1x1 conv (h -> D) -> quantizer -> decoder.
+
+    Built with :meth:`build` as ``"hi"`` (downsampling f = 4) or ``"lo"`` (f = 16).
+
+    Shapes: x (B, 1, H, W) -> latents (B, D, H/f, W/f) -> indices (B, H/f, W/f)
+    -> x_hat (B, 1, H, W).
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, quantizer: Quantizer, hidden: int):
+        super().__init__()
+        self.encoder = encoder
+        self.pre_vq = nn.Conv2d(hidden, quantizer.code_dim, kernel_size=1)
+        self.quantizer = quantizer
+        self.decoder = decoder
+        self.downsample: int = encoder.downsample
+
+    @classmethod
+    def build(cls, kind: str, config: ModelConfig) -> Branch:
+        """The fine (``"hi"``) or coarse (``"lo"``) branch with the sizes of ``config``."""
+        pairs = {"hi": (EncoderHi, DecoderHi), "lo": (EncoderLo, DecoderLo)}
+        if kind not in pairs:
+            raise ValueError(f"unknown branch {kind!r}; choose 'hi' or 'lo'")
+        enc_cls, dec_cls = pairs[kind]
+        c = config
+        encoder = enc_cls(c.hidden, c.res_hidden, c.n_res_layers)
+        decoder = dec_cls(c.code_dim, c.hidden, c.res_hidden, c.n_res_layers)
+        return cls(encoder, decoder, make_quantizer(c), c.hidden)
+
+    def latents(self, x: torch.Tensor) -> torch.Tensor:
+        """Continuous latents before quantization: (B, 1, H, W) -> (B, D, H/f, W/f)."""
+        return self.pre_vq(self.encoder(x))
+
+    def forward(self, x: torch.Tensor) -> dict:
+        """(B, 1, H, W) -> dict with ``x_hat`` (B, 1, H, W), ``indices`` (B, H/f, W/f) int64,
+        ``z`` (B, D, H/f, W/f) latents before quantization, ``stats`` (the quantizer's info)."""
+        z = self.latents(x)
+        z_q, indices, stats = self.quantizer(z)
+        return {"x_hat": self.decoder(z_q), "indices": indices, "z": z, "stats": stats}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) -> indices (B, H/f, W/f) int64."""
+        return self.quantizer(self.latents(x))[1]
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (B, H/f, W/f) int64 -> x_hat (B, 1, H, W)."""
+        return self.decoder(self.quantizer.lookup(indices))
+
+
+class MMSlim(nn.Module):
+    """mmSlim: MaskNet and a dual VQ-VAE for compressing mmWave radar range-Doppler maps.
+
+    Paper: "mmSlim" -- MaskNet + dual VQ-VAE compression of mmWave radar frames (DESIGN.md section
+    1 and 2; sizes of the reference release in ``ModelConfig.preset("paper")``)::
+
+                ┌────────── MaskNet(mask_source) ─────────┐  M in (0,1), (B, 1, H, W)
+                │                                         │
+      x ──┬──►  M·x  ──► Enc_hi (÷4)  ─► VQ ─► Dec_hi ──┐ │  indices_hi (B, H/4, W/4)
+          │                                             ├─┼─►  x_hat = x_hat_hi + x_hat_lo
+          └──► (1−M)·x ► Enc_lo (÷16) ─► VQ ─► Dec_lo ──┘ │  indices_lo (B, H/16, W/16)
+
+    For 224 x 64 frames the latents are 56 x 16 and 14 x 4: 952 indices per frame. What a sender
+    transmits is the two index grids (:meth:`encode`); a receiver rebuilds the frame from them
+    (:meth:`decode_indices`). ``mask_source`` is the amplitude map: the same tensor as ``x`` in
+    the amplitude stage, the amplitude belonging to the phase map ``x`` in the phase stage.
+
+    Args:
+        config: sizes; ``ModelConfig.preset("paper")`` or ``ModelConfig.preset("cpu-small")``.
+    """
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config if config is not None else ModelConfig()
+        self.mask_net = MaskNet(self.config.mask_hidden)
+        self.hi = Branch.build("hi", self.config)
+        self.lo = Branch.build("lo", self.config)
+        self.prior = None  # IndexPrior for entropy coding, fitted after training
+
+    def split(self, x: torch.Tensor, mask_source: torch.Tensor | None = None):
+        """Validate, then split ``x`` with the mask: returns ``(mask, M*x, (1-M)*x)``, each
+        (B, 1, H, W)."""
+        check_frames(x, "x")
+        if mask_source is None:
+            mask_source = x
+        else:
+            check_frames(mask_source, "mask_source")
+            if mask_source.shape != x.shape:
+                raise ValueError(
+                    f"expected mask_source of the same shape as x {tuple(x.shape)}, "
+                    f"got {tuple(mask_source.shape)}"
+                )
+        mask = self.mask_net(mask_source)
+        return mask, mask * x, (1.0 - mask) * x
+
+    def forward(self, x: torch.Tensor, mask_source: torch.Tensor | None = None) -> dict:
+        """Training/evaluation pass.
+
+        Args:
+            x: (B, 1, H, W) float in [0, 1], the map to compress; H and W divisible by 16.
+            mask_source: (B, 1, H, W) amplitude map the mask is computed from; defaults to ``x``.
+
+        Returns a dict:
+            ``x_hat``: (B, 1, H, W) reconstruction, ``x_hat_hi + x_hat_lo``;
+            ``x_hat_hi``, ``x_hat_lo``: (B, 1, H, W) the two branches' outputs;
+            ``mask``: (B, 1, H, W) in (0, 1);
+            ``indices_hi``: (B, H/4, W/4) int64; ``indices_lo``: (B, H/16, W/16) int64;
+            ``vq_loss``: scalar, sum of both quantizers' losses;
+            ``stats_hi``, ``stats_lo``: the quantizers' info dicts (``loss``, ``perplexity``,
+            ``counts`` (K,), ``dead_share``, ...).
+        """
+        mask, x_hi, x_lo = self.split(x, mask_source)
+        hi, lo = self.hi(x_hi), self.lo(x_lo)
+        return {
+            "x_hat": hi["x_hat"] + lo["x_hat"],  # the reference negated this sum; we do not
+            "x_hat_hi": hi["x_hat"],
+            "x_hat_lo": lo["x_hat"],
+            "mask": mask,
+            "indices_hi": hi["indices"],
+            "indices_lo": lo["indices"],
+            "vq_loss": hi["stats"]["loss"] + lo["stats"]["loss"],
+            "stats_hi": hi["stats"],
+            "stats_lo": lo["stats"],
+        }
+
+    def encode(self, x: torch.Tensor, mask_source: torch.Tensor | None = None) -> dict:
+        """Sender side: (B, 1, H, W) -> ``indices_hi`` (B, H/4, W/4), ``indices_lo``
+        (B, H/16, W/16), both int64. Use in eval mode (BatchNorm running statistics)."""
+        _, x_hi, x_lo = self.split(x, mask_source)
+        return {"indices_hi": self.hi.encode(x_hi), "indices_lo": self.lo.encode(x_lo)}
+
+    def decode_indices(self, indices_hi: torch.Tensor, indices_lo: torch.Tensor) -> dict:
+        """Receiver side: indices (B, H/4, W/4) and (B, H/16, W/16) int64 -> ``x_hat``,
+        ``x_hat_hi``, ``x_hat_lo``, each (B, 1, H, W). In eval mode ``x_hat`` equals
+        ``forward(x)["x_hat"]`` exactly."""
+        self._check_indices(indices_hi, indices_lo)
+        x_hat_hi = self.hi.decode_indices(indices_hi)
+        x_hat_lo = self.lo.decode_indices(indices_lo)
+        return {"x_hat": x_hat_hi + x_hat_lo, "x_hat_hi": x_hat_hi, "x_hat_lo": x_hat_lo}
+
+    # --- codec: compress / decompress (CompressAI style; only the entropy coder makes bytes) --
+
+    def compress(
+        self, x: torch.Tensor, mask_source: torch.Tensor | None = None, mode: str = "ans"
+    ) -> dict:
+        """Sender: (B, 1, H, W) in [0, 1] -> ``{"strings": [B bytes], "shape": (H, W)}``.
+
+        Each string holds one frame's two index grids, entropy coded against ``self.prior``
+        (per-branch index frequencies from training; see :func:`mmslim.pipeline.fit_prior`).
+        ``mode``: ``"ans"`` (default), ``"huffman"`` (the paper's) or ``"fixed"`` (9 bits/index).
+        """
+        from mmslim.codec import encode_frames
+
+        enc = self.encode(x, mask_source)
+        strings = encode_frames(
+            enc["indices_hi"].cpu().numpy(),
+            enc["indices_lo"].cpu().numpy(),
+            mode,
+            self._prior_for(mode),
+            self.config.num_codes,
+        )
+        return {"strings": strings, "shape": tuple(x.shape[-2:])}
+
+    def decompress(self, strings: list[bytes], shape: tuple[int, int], mode: str = "ans") -> dict:
+        """Receiver: the strings of :meth:`compress` -> ``{"x_hat": (B, 1, H, W)}``, equal to the
+        eval-mode ``forward(x)["x_hat"]``. A bad string raises ``codec.BitstreamError``."""
+        from mmslim.codec import decode_frames
+
+        grids = self.latent_shapes(*shape)
+        hi, lo = decode_frames(
+            strings, grids["hi"], grids["lo"], mode, self._prior_for(mode), self.config.num_codes
+        )
+        dev = next(self.parameters()).device
+        out = self.decode_indices(torch.from_numpy(hi).to(dev), torch.from_numpy(lo).to(dev))
+        return {"x_hat": out["x_hat"]}
+
+    def fingerprint(self) -> bytes:
+        """8 bytes identifying the weights and the entropy prior; written into every file so
+        that a file is never decoded by another model."""
+        digest = hashlib.sha256(b"mmslim-model-v1")
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        if self.prior is not None:
+            digest.update(self.prior.fingerprint())
+        return digest.digest()[:8]
+
+    def _prior_for(self, mode: str):
+        if mode == "ans" and self.prior is None:
+            raise ValueError(
+                "this model has no entropy prior, which ANS coding needs. Fit one with "
+                "mmslim.pipeline.fit_prior (or `mmslim prior --checkpoint CKPT --data DATA`)."
+            )
+        return self.prior if mode == "ans" else None
+
+    def latent_shapes(self, height: int = 224, width: int = 64) -> dict[str, tuple[int, int]]:
+        """Index-grid sizes of (H, W) frames: ``{"hi": (H/4, W/4), "lo": (H/16, W/16)}``."""
+        if height % FACTOR or width % FACTOR or height <= 0 or width <= 0:
+            raise ValueError(
+                f"expected H and W positive and divisible by {FACTOR}, got {height} x {width}"
+            )
+        return {
+            "hi": (height // self.hi.downsample, width // self.hi.downsample),
+            "lo": (height // self.lo.downsample, width // self.lo.downsample),
+        }
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Number of parameters (all, or only those with ``requires_grad``)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def _check_indices(self, indices_hi: torch.Tensor, indices_lo: torch.Tensor) -> None:
+        for name, idx, branch in (
+            ("indices_hi", indices_hi, self.hi),
+            ("indices_lo", indices_lo, self.lo),
+        ):
+            if not isinstance(idx, torch.Tensor) or idx.dim() != 3 or idx.dtype != torch.int64:
+                got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+                raise ValueError(f"expected {name} as an int64 tensor (B, h, w), got {got}")
+            k = branch.quantizer.num_codes
+            if idx.numel() and (idx.min() < 0 or idx.max() >= k):
+                raise ValueError(f"expected {name} in [0, {k}), got values outside")
+        r = self.lo.downsample // self.hi.downsample  # 4: the lo grid is 4x coarser
+        b, h, w = indices_hi.shape
+        if indices_lo.shape != (b, h // r, w // r) or h % r or w % r:
+            raise ValueError(
+                f"expected indices_lo of shape (B, h/{r}, w/{r}) = {(b, h // r, w // r)} for "
+                f"indices_hi {tuple(indices_hi.shape)}, got {tuple(indices_lo.shape)}"
+            )
+
+
+__all__ = ["Branch", "MMSlim", "check_frames", "make_quantizer"]

@@ -1,0 +1,260 @@
+"""Blocks, quantizers, MaskNet and the full model: shapes, gradients, exact round trips."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmslim.config import ModelConfig
+from mmslim.nn import (
+    DecoderHi,
+    DecoderLo,
+    EncoderHi,
+    EncoderLo,
+    MaskNet,
+    MMSlim,
+    Quantizer,
+    ResidualLayer,
+    ResidualStack,
+    VectorQuantizer,
+    perplexity,
+    straight_through,
+    vq_losses,
+)
+
+PRESETS = ["paper", "cpu-small"]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# --- blocks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("hw", [(224, 64), (32, 32)])
+def test_block_shapes(preset, hw):
+    c = ModelConfig.preset(preset)
+    h, w = hw
+    x = torch.rand(2, 1, h, w)
+    args = (c.hidden, c.res_hidden, c.n_res_layers)
+    assert EncoderHi(*args)(x).shape == (2, c.hidden, h // 4, w // 4)
+    assert EncoderLo(*args)(x).shape == (2, c.hidden, h // 16, w // 16)
+    z_hi = torch.randn(2, c.code_dim, h // 4, w // 4)
+    z_lo = torch.randn(2, c.code_dim, h // 16, w // 16)
+    assert DecoderHi(c.code_dim, *args)(z_hi).shape == (2, 1, h, w)
+    assert DecoderLo(c.code_dim, *args)(z_lo).shape == (2, 1, h, w)
+
+
+def test_residual_layers_have_distinct_weights():
+    stack = ResidualStack(8, 4, n_layers=3)
+    assert len({id(layer) for layer in stack.layers}) == 3
+    w = [layer.conv3.weight for layer in stack.layers]
+    assert w[0].data_ptr() != w[1].data_ptr()
+    assert not torch.equal(w[0], w[1])
+    assert sum(p.numel() for p in stack.parameters()) == 3 * (8 * 4 * 9 + 4 * 8)
+
+
+def test_residual_layer_keeps_its_input_and_backpropagates():
+    layer = ResidualLayer(8, 4)
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    x_before = x.detach().clone()
+    layer(x).sum().backward()  # an in-place ReLU would fail here or corrupt x
+    assert torch.equal(x.detach(), x_before)
+    assert x.grad is not None and layer.conv3.weight.grad.abs().sum() > 0
+
+
+def test_masknet_range_and_shape():
+    mask = MaskNet(16)(torch.rand(3, 1, 32, 16))
+    assert mask.shape == (3, 1, 32, 16)
+    assert (mask > 0).all() and (mask < 1).all()
+
+
+# --- quantizer functions -----------------------------------------------------------------------
+
+
+def test_straight_through_value_and_gradient():
+    z = torch.randn(2, 4, 3, 3, requires_grad=True)
+    z_q = torch.randn(2, 4, 3, 3, requires_grad=True)
+    out = straight_through(z, z_q)
+    assert torch.equal(out, z_q)  # the exact codeword values, not up to rounding
+    (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+    assert torch.equal(z.grad, torch.arange(z.numel()).view_as(z).float())  # identity to z
+    assert z_q.grad is None  # nothing to z_q
+
+
+def test_vq_losses_stop_gradients():
+    z = torch.randn(4, 3, requires_grad=True)
+    z_q = torch.randn(4, 3, requires_grad=True)
+    codebook, commitment = vq_losses(z, z_q, beta=0.25)
+    assert torch.allclose(codebook, ((z - z_q) ** 2).mean())
+    assert torch.allclose(commitment, 0.25 * ((z - z_q) ** 2).mean())
+    (g_zq,) = torch.autograd.grad(codebook, z_q, retain_graph=True)
+    assert g_zq.abs().sum() > 0
+    assert torch.autograd.grad(codebook, z, allow_unused=True)[0] is None
+    assert torch.autograd.grad(commitment, z_q, allow_unused=True)[0] is None
+
+
+def test_codebook_term_moves_codewords_toward_inputs():
+    vq = VectorQuantizer(num_codes=8, code_dim=4)
+    z = torch.randn(2, 4, 3, 3)
+    _, indices, info = vq(z)
+    before = ((vq.lookup(indices) - z) ** 2).sum()
+    opt = torch.optim.SGD(vq.parameters(), lr=1.0)
+    opt.zero_grad()
+    info["codebook_loss"].backward()
+    opt.step()
+    after = ((vq.lookup(indices) - z) ** 2).sum()
+    assert after < before
+
+
+def test_perplexity():
+    assert perplexity(torch.full((16,), 5)).item() == pytest.approx(16.0)
+    one_code = torch.zeros(16, dtype=torch.int64)
+    one_code[3] = 100
+    assert perplexity(one_code).item() == pytest.approx(1.0)
+    assert perplexity(torch.tensor([1, 1, 0, 0])).item() == pytest.approx(2.0)
+
+
+# --- VectorQuantizer ---------------------------------------------------------------------------
+
+
+def test_vector_quantizer_interface_and_nearest():
+    vq = VectorQuantizer(num_codes=32, code_dim=6)
+    assert isinstance(vq, Quantizer) and vq.num_codes == 32 and vq.code_dim == 6
+    assert vq.codebook.weight.abs().max() <= 1 / 32  # reference init
+    z = torch.randn(3, 6, 5, 4) / 32
+    z_q, indices, info = vq(z)
+    assert z_q.shape == z.shape and indices.shape == (3, 5, 4) and indices.dtype == torch.int64
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 6)  # (60, 6)
+    brute = torch.cdist(flat, vq.codebook.weight).argmin(dim=1).reshape(3, 5, 4)
+    assert torch.equal(indices, brute)
+    assert torch.equal(z_q, vq.lookup(indices))
+    for key in ("loss", "codebook_loss", "commitment_loss", "perplexity", "counts", "dead_share"):
+        assert key in info
+    assert info["counts"].shape == (32,) and info["counts"].sum() == 60
+    assert info["dead_share"].item() == pytest.approx((info["counts"] == 0).float().mean().item())
+    assert torch.allclose(info["loss"], info["codebook_loss"] + info["commitment_loss"])
+
+
+def test_vector_quantizer_refuses_wrong_dim():
+    with pytest.raises(ValueError, match="expected z of shape"):
+        VectorQuantizer(8, 4)(torch.randn(1, 5, 2, 2))
+
+
+# --- MMSlim ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, MMSlim]:
+    torch.manual_seed(0)
+    return {p: MMSlim(ModelConfig.preset(p)) for p in PRESETS}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("hw", [(224, 64), (32, 32)])
+def test_model_shapes(models, preset, hw):
+    model, (h, w) = models[preset].train(), hw
+    out = model(torch.rand(2, 1, h, w))
+    assert out["x_hat"].shape == out["x_hat_hi"].shape == out["x_hat_lo"].shape == (2, 1, h, w)
+    assert out["mask"].shape == (2, 1, h, w)
+    assert out["indices_hi"].shape == (2, h // 4, w // 4)
+    assert out["indices_lo"].shape == (2, h // 16, w // 16)
+    assert torch.equal(out["x_hat"], out["x_hat_hi"] + out["x_hat_lo"])  # not negated
+    assert torch.equal(out["vq_loss"], out["stats_hi"]["loss"] + out["stats_lo"]["loss"])
+    assert model.latent_shapes(h, w) == {"hi": (h // 4, w // 4), "lo": (h // 16, w // 16)}
+
+
+def test_paper_latents_and_parameter_count(models):
+    model = models["paper"]
+    assert model.latent_shapes() == {"hi": (56, 16), "lo": (14, 4)}  # 952 indices per frame
+    n = model.num_parameters()
+    print(f"paper preset: {n:,} parameters")
+    # The reference quotes ~1.6 M because its residual layers share weights (4 stacks x 1 layer
+    # x 40,960 fewer); with distinct layers it is 1,827,302.
+    assert n == 1_827_302
+
+
+@settings(max_examples=8, deadline=None)
+@given(h=st.integers(1, 6), w=st.integers(1, 6))
+def test_any_multiple_of_16_works(h, w):
+    model = MMSlim(ModelConfig.preset("cpu-small", hidden=8, res_hidden=4, code_dim=4)).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 1, 16 * h, 16 * w))
+    assert out["x_hat"].shape == (1, 1, 16 * h, 16 * w)
+    assert out["indices_lo"].shape == (1, h, w)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.rand(1, 224, 64), "shape"),
+        (torch.rand(1, 2, 224, 64), "shape"),
+        (torch.rand(1, 1, 225, 64), "divisible by 16"),
+        (torch.rand(1, 1, 224, 60), "divisible by 16"),
+        (torch.randint(0, 2, (1, 1, 32, 32)), "dtype"),
+    ],
+)
+def test_refuses_bad_shapes(models, bad, match):
+    with pytest.raises(ValueError, match=match):
+        models["cpu-small"](bad)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_refuses_non_finite(models, value):
+    x = torch.rand(1, 1, 32, 32)
+    x[0, 0, 3, 4] = value
+    with pytest.raises(ValueError, match="finite"):
+        models["cpu-small"](x)
+    with pytest.raises(ValueError, match="finite"):
+        models["cpu-small"](torch.rand(1, 1, 32, 32), mask_source=x)
+
+
+def test_refuses_mismatched_mask_source(models):
+    with pytest.raises(ValueError, match="mask_source"):
+        models["cpu-small"](torch.rand(1, 1, 32, 32), mask_source=torch.rand(1, 1, 32, 48))
+
+
+def test_gradient_reaches_encoders_and_masknet():
+    model = MMSlim(ModelConfig.preset("cpu-small")).train()
+    x = torch.rand(2, 1, 32, 32)
+    ((model(x)["x_hat"] - x) ** 2).mean().backward()  # reconstruction only, no VQ loss
+    for part in (model.hi.encoder, model.lo.encoder, model.mask_net):
+        grads = [p.grad for p in part.parameters()]
+        assert all(g is not None for g in grads)
+        assert sum(g.abs().sum() for g in grads) > 0
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_receiver_decodes_exactly_what_forward_outputs(models, preset):
+    model = models[preset].eval()
+    amp, phase = torch.rand(2, 4, 1, 224, 64)
+    with torch.no_grad():
+        for x, source in ((amp, None), (phase, amp)):  # amplitude stage, phase stage
+            out = model(x, mask_source=source)
+            sent = model.encode(x, mask_source=source)
+            assert torch.equal(sent["indices_hi"], out["indices_hi"])
+            assert torch.equal(sent["indices_lo"], out["indices_lo"])
+            received = model.decode_indices(sent["indices_hi"], sent["indices_lo"])
+            assert torch.equal(received["x_hat"], out["x_hat"])
+
+
+def test_decode_refuses_bad_indices(models):
+    model = models["cpu-small"]
+    hi = torch.zeros(1, 8, 8, dtype=torch.int64)
+    lo = torch.zeros(1, 2, 2, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"\[0, 512\)"):
+        model.decode_indices(hi + 512, lo)
+    with pytest.raises(ValueError, match="int64"):
+        model.decode_indices(hi.float(), lo)
+    with pytest.raises(ValueError, match="indices_lo of shape"):
+        model.decode_indices(hi, torch.zeros(1, 4, 4, dtype=torch.int64))
+
+
+def test_unknown_quantizer():
+    with pytest.raises(ValueError, match="quantizer"):
+        MMSlim(ModelConfig(quantizer="nope"))
