@@ -4,6 +4,8 @@ mmslim info                      versions and the device that "auto" picks
 mmslim simulate --out DIR ...    simulated frames in the original folder layout (or .npz)
 mmslim train --stage ...         train the amplitude or the phase stage
 mmslim bench simulate|train      print speed figures for this machine
+mmslim bench rd                  rate-distortion: mmSlim against ablations and classical codecs
+mmslim bench quantizers          every quantizer variant trained with one budget, compared
 """
 
 from __future__ import annotations
@@ -82,11 +84,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("input", type=Path)
     s.set_defaults(func=_inspect)
 
-    s = sub.add_parser("bench", help="speed and rate figures for this machine")
-    s.add_argument("what", choices=["simulate", "train", "codec"])
-    s.add_argument("--frames", type=int, default=200, help="frames to time (simulate)")
-    s.add_argument("--data", type=Path, help="data for `codec` (default: the shipped sample)")
+    s = sub.add_parser("bench", help="speed and rate figures; `rd`: rate-distortion benchmark")
+    s.add_argument("what", choices=["simulate", "train", "codec", "rd", "quantizers"])
+    s.add_argument("--frames", type=int, help="frames to time (simulate: 200) or to use (rd)")
+    s.add_argument("--data", type=Path, help="data for codec/rd (default: the shipped sample)")
     s.add_argument("--checkpoint-dir", type=Path, help="amplitude.pt + phase.pt for `codec`")
+    s.add_argument("--checkpoint", type=Path, help="rd: mmSlim amplitude.pt or phase.pt")
+    s.add_argument("--out", type=Path, help="rd/quantizers: output folder (runs/WHAT)")
+    s.add_argument("--ablations", type=Path, help="rd: folder of NAME/{amplitude,phase}.pt")
+    s.add_argument("--train-ablations", action="store_true", help="rd: train them first")
+    s.add_argument("--epochs", type=int, help="rd --train-ablations, quantizers: epochs")
+    s.add_argument("--variants", nargs="+", help="quantizers: names (default: all)")
+    s.add_argument("--branches", choices=["both", "hi", "lo"], default="both", help="quantizers")
+    s.add_argument("--frames-per-sequence", type=int, help="quantizers: first frames only")
+    s.add_argument("--kind", choices=["amplitude", "phase", "both"], default="both", help="rd")
+    s.add_argument("--threads", type=int, default=1, help="rd: torch threads (default 1)")
     s.set_defaults(func=_bench)
     return p
 
@@ -237,12 +249,69 @@ def _inspect(args) -> None:
 def _bench(args) -> None:
     from mmslim import bench
 
+    if args.out is None:
+        args.out = Path("runs") / args.what
     if args.what == "simulate":
-        bench.print_table(bench.bench_simulate(args.frames))
+        bench.print_table(bench.bench_simulate(args.frames or 200))
     elif args.what == "train":
         bench.print_table(bench.bench_train())
     elif args.what == "codec":
         bench.print_table(bench.bench_codec(args.data, args.checkpoint_dir))
+    elif args.what == "rd":
+        _bench_rd(args)
+    elif args.what == "quantizers":
+        _bench_quantizers(args)
+
+
+def _bench_quantizers(args) -> None:
+    from mmslim.bench import print_table
+    from mmslim.bench_quantizers import COLUMNS, run_quantizer_bench
+
+    rows = run_quantizer_bench(
+        args.data,
+        args.out,
+        args.variants,
+        epochs=args.epochs or 5,
+        frames_per_sequence=args.frames_per_sequence,
+        branches=args.branches,
+    )
+    print_table([{k: r[k] for k in COLUMNS} for r in rows])
+    print(f"\nwrote {args.out}/quantizers.csv and quantizers.png")
+
+
+def _bench_rd(args) -> None:
+    from mmslim import rd
+    from mmslim.bench import print_table
+
+    samples = Path(__file__).parents[1] / "data_samples"
+    data = args.data or samples / "sample.npz"
+    checkpoint = args.checkpoint or samples / "pretrained" / "amplitude.pt"
+    ablations = args.ablations or samples / "ablations"
+    if args.train_ablations:
+        rd.train_ablations(data, ablations, checkpoint, args.epochs, ("amplitude", "phase"))
+    kinds = rd.KINDS if args.kind == "both" else (args.kind,)
+    rows = rd.run_rd(
+        data,
+        checkpoint,
+        args.out,
+        args.frames,
+        ablations,
+        kinds,
+        progress=True,
+        threads=args.threads,
+    )
+    columns = ("kind", "codec", "setting", "bits_per_element", "ratio_f32", "enc_fps", "dec_fps")
+    for kind in kinds:
+        print(f"\n{kind}: every method and setting")
+        print_table(
+            [{k: r[k] for k in (*columns, *rd.METRICS[kind])} for r in rows if r["kind"] == kind]
+        )
+    summary = rd.at_rate(rows)
+    for kind in kinds:
+        print(f"\n{kind}: at mmSlim's rate (classical curves interpolated; '' = not reached)")
+        keys = ("codec", "bits_per_element", *rd.METRICS[kind], "enc_fps", "dec_fps")
+        print_table([{k: r.get(k, "") for k in keys} for r in summary if r["kind"] == kind])
+    print(f"\nwrote {args.out}/rd.csv, rd_at_rate.csv and rd_<kind>.png")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ enough to train on a 2-core laptop or in CI in minutes.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +32,12 @@ class _Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def same_as(self, d: dict[str, Any]) -> bool:
+        """Whether a stored config dict describes this config (fields it lacks take defaults,
+        so checkpoints written before a field was added still match)."""
+        canon = lambda c: json.dumps(c.to_dict(), sort_keys=True)  # noqa: E731 (tuples -> lists)
+        return canon(self) == canon(type(self).from_dict(d))
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         names = {f.name for f in dataclasses.fields(cls)}
@@ -52,6 +59,20 @@ class ModelConfig(_Config):
     beta: float = 0.25  # commitment weight (VQ-VAE paper)
     mask_hidden: int = 16  # MaskNet hidden channels
     quantizer: str = "vq"  # quantizer family; "vq" is plain nearest-neighbour VQ
+    mask: str = "learned"  # MaskNet; ablations: "fixed" (M = 0.5), "none" (one VQ-VAE: hi only)
+    # Quantizer options (mmslim.nn.zoo; the defaults give the plain VQ-VAE of the reference).
+    # Families: "vq", "fsq", "gumbel", "soft".
+    quantizer_branches: str = "both"  # "both", "hi" or "lo" use the options; the other: plain VQ
+    codebook_init: str = "uniform"  # "uniform" +-1/K (reference), "kmeans", "rd_gaussian"
+    ema_decay: float = 0.0  # > 0: EMA codebook updates instead of the codebook loss (VQ-VAE-2)
+    dead_code_steps: int = 0  # > 0: re-seed codes unused this many steps (Jukebox restarts)
+    vq_gradient: str = "ste"  # "ste" straight-through, or "rotation" (Fifty et al. 2024)
+    codebook_affine: bool = False  # learned scale and shift shared by all codes (Huh et al. 2023)
+    fsq_levels: tuple[int, ...] = ()  # FSQ levels, product = num_codes; () = (8, 8, 8) for 512
+    gumbel_tau_start: float = 1.0  # Gumbel-softmax temperature at the first step
+    gumbel_tau_end: float = 0.0625  # ... reached after gumbel_anneal_steps training steps
+    gumbel_anneal_steps: int = 5000  # length of the geometric temperature annealing
+    soft_tau: float = 1.0  # initial (learned) temperature of soft quantization
 
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
@@ -69,6 +90,10 @@ class TrainConfig(_Config):
     lr_hi: float = 5e-5  # learning rate of the high-rate branch
     lr_lo: float = 1e-5  # learning rate of the low-rate branch
     lr_mask: float = 5e-5  # learning rate of MaskNet (amplitude stage only)
+    # Codebook learning rate = branch lr x this. Adam moves a codeword by about lr per step, so
+    # codewords initialised near 0 (uniform +-1/K) trail fast-growing encoder outputs unless
+    # they learn faster; 1 is the reference.
+    lr_codebook_scale: float = 1.0
     amsgrad: bool = True  # Adam variant used by the reference
     plateau_factor: float = 0.5  # ReduceLROnPlateau factor
     plateau_patience: int = 3  # ReduceLROnPlateau patience, in validations
@@ -84,11 +109,12 @@ class TrainConfig(_Config):
         "paper": {},
         # Larger learning rates so that a few minutes on 2 CPU cores give a usable model.
         "cpu-small": {
-            "epochs": 60,
+            "epochs": 40,
             "batch_size": 16,
-            "lr_hi": 2e-3,
-            "lr_lo": 2e-3,
-            "lr_mask": 1e-3,
+            "lr_hi": 1e-3,
+            "lr_lo": 1e-3,
+            "lr_mask": 5e-4,
+            "lr_codebook_scale": 10.0,
         },
     }
 

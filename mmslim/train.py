@@ -93,13 +93,7 @@ def train(
         model.mask_net.requires_grad_(False)
     model.to(dev)
 
-    groups = [
-        {"params": model.hi.parameters(), "lr": tcfg.lr_hi, "name": "hi"},
-        {"params": model.lo.parameters(), "lr": tcfg.lr_lo, "name": "lo"},
-    ]
-    if stage == "amplitude":
-        groups.append({"params": model.mask_net.parameters(), "lr": tcfg.lr_mask, "name": "mask"})
-    optimizer = torch.optim.Adam(groups, amsgrad=tcfg.amsgrad)
+    optimizer = torch.optim.Adam(param_groups(model, tcfg, stage), amsgrad=tcfg.amsgrad)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=tcfg.plateau_factor, patience=tcfg.plateau_patience
     )
@@ -107,7 +101,7 @@ def train(
     history: list[dict] = []
     start_epoch = 1
     if previous is not None:
-        if previous["model_config"] != mcfg.to_dict():
+        if not mcfg.same_as(previous["model_config"]):
             raise CheckpointError(
                 f"{ckpt_file} was trained with another model config; resume with the same "
                 "--preset, or choose another --out."
@@ -176,6 +170,24 @@ def train(
     return TrainResult(model.eval(), ckpt_file, history)
 
 
+def param_groups(model: MMSlim, tcfg: TrainConfig, stage: str) -> list[dict]:
+    """One optimiser group per part: each branch's network, each branch's codebook (its
+    learning rate scaled by ``lr_codebook_scale``), and MaskNet in the amplitude stage only."""
+    groups = []
+    for name, branch, lr in (("hi", model.hi, tcfg.lr_hi), ("lo", model.lo, tcfg.lr_lo)):
+        codebook = list(branch.quantizer.parameters())
+        ids = {id(p) for p in codebook}
+        network = [p for p in branch.parameters() if id(p) not in ids]
+        groups.append({"params": network, "lr": lr, "name": name})
+        if codebook:
+            groups.append(
+                {"params": codebook, "lr": lr * tcfg.lr_codebook_scale, "name": f"{name}_codes"}
+            )
+    if stage == "amplitude":
+        groups.append({"params": model.mask_net.parameters(), "lr": tcfg.lr_mask, "name": "mask"})
+    return groups
+
+
 def stage_loss(x: torch.Tensor, out: dict, window: str = "box") -> torch.Tensor:
     """``1 - SSIM(x, x_hat) + vq_loss``; ``x``: (B, 1, H, W) in [0, 1]."""
     return 1.0 - ssim(x, out["x_hat"].float(), window=window) + out["vq_loss"].float()
@@ -206,7 +218,7 @@ def _amplitude_state(path: str | Path | None, model_config: ModelConfig | None) 
             "--amplitude-checkpoint DIR/amplitude.pt."
         )
     state = load_checkpoint(path, stage="amplitude")
-    if model_config is not None and model_config.to_dict() != state["model_config"]:
+    if model_config is not None and not model_config.same_as(state["model_config"]):
         raise CheckpointError(
             f"{path} was trained with model config {state['model_config']}, which does not "
             f"match the one asked for ({model_config.to_dict()}). Use the same --preset as the "

@@ -54,19 +54,12 @@ def forward_with_mask(model, x: torch.Tensor, mask: torch.Tensor) -> dict[str, t
     x, mask: (B, 1, H, W). Returns ``x_hat``, ``x_hat_hi``, ``x_hat_lo`` (B, 1, H, W) and
     ``indices_hi`` (B, H/4, W/4), ``indices_lo`` (B, H/16, W/16) int64. Runs in eval mode.
     """
-    # TODO(nn): use model(x, mask=mask) once MMSlim.forward takes an explicit mask; until then
-    # this composes the public branches exactly as MMSlim.forward does after MaskNet.
     was_training = model.training
     model.eval()
-    hi, lo = model.hi(mask * x), model.lo((1.0 - mask) * x)
+    out = model(x, mask=mask)
     model.train(was_training)
-    return {
-        "x_hat": hi["x_hat"] + lo["x_hat"],
-        "x_hat_hi": hi["x_hat"],
-        "x_hat_lo": lo["x_hat"],
-        "indices_hi": hi["indices"],
-        "indices_lo": lo["indices"],
-    }
+    keys = ("x_hat", "x_hat_hi", "x_hat_lo", "indices_hi", "indices_lo")
+    return {k: out[k] for k in keys}
 
 
 def subject_frames(dataset: RadarFrames, subject: str) -> np.ndarray:

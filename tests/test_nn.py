@@ -219,6 +219,20 @@ def test_refuses_mismatched_mask_source(models):
         models["cpu-small"](torch.rand(1, 1, 32, 32), mask_source=torch.rand(1, 1, 32, 48))
 
 
+def test_explicit_mask_replaces_masknet(models):
+    model = models["cpu-small"].eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        ones = model(x, mask=torch.ones_like(x))
+        own = model(x)
+        same = model(x, mask=own["mask"])
+    assert torch.equal(ones["mask"], torch.ones_like(x))
+    assert torch.equal(same["x_hat"], own["x_hat"])
+    assert not torch.equal(ones["x_hat"], own["x_hat"])
+    with pytest.raises(ValueError, match="mask of shape"):
+        model(x, mask=torch.ones(2, 1, 32, 16))
+
+
 def test_gradient_reaches_encoders_and_masknet():
     model = MMSlim(ModelConfig.preset("cpu-small")).train()
     x = torch.rand(2, 1, 32, 32)

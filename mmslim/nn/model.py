@@ -14,16 +14,18 @@ from torch import nn
 from mmslim.config import ModelConfig
 from mmslim.nn.blocks import DecoderHi, DecoderLo, EncoderHi, EncoderLo
 from mmslim.nn.masknet import MaskNet
-from mmslim.nn.quantizers import Quantizer, VectorQuantizer
+from mmslim.nn.quantizers import Quantizer, usage_stats
 
 FACTOR = 16  # H and W must be divisible by the coarse branch's downsampling
+MASK_MODES = ("learned", "fixed", "none")  # ModelConfig.mask: mmSlim and its two ablations
 
 
-def make_quantizer(config: ModelConfig) -> Quantizer:
-    """The quantizer named by ``config.quantizer`` (one per branch)."""
-    if config.quantizer == "vq":
-        return VectorQuantizer(config.num_codes, config.code_dim, beta=config.beta)
-    raise ValueError(f"unknown quantizer {config.quantizer!r}; available: 'vq'")
+def make_quantizer(config: ModelConfig, branch: str = "hi") -> Quantizer:
+    """The quantizer of ``branch`` (``"hi"`` or ``"lo"``) that ``config`` names
+    (``config.quantizer`` and its options; see :func:`mmslim.nn.zoo.build_quantizer`)."""
+    from mmslim.nn.zoo import build_quantizer
+
+    return build_quantizer(config, branch)
 
 
 def check_frames(x: torch.Tensor, name: str = "x") -> None:
@@ -68,7 +70,7 @@ class Branch(nn.Module):
         c = config
         encoder = enc_cls(c.hidden, c.res_hidden, c.n_res_layers)
         decoder = dec_cls(c.code_dim, c.hidden, c.res_hidden, c.n_res_layers)
-        return cls(encoder, decoder, make_quantizer(c), c.hidden)
+        return cls(encoder, decoder, make_quantizer(c, kind), c.hidden)
 
     def latents(self, x: torch.Tensor) -> torch.Tensor:
         """Continuous latents before quantization: (B, 1, H, W) -> (B, D, H/f, W/f)."""
@@ -107,6 +109,12 @@ class MMSlim(nn.Module):
     (:meth:`decode_indices`). ``mask_source`` is the amplitude map: the same tensor as ``x`` in
     the amplitude stage, the amplitude belonging to the phase map ``x`` in the phase stage.
 
+    Ablations (``config.mask``, compared by ``mmslim bench rd``): ``"fixed"`` replaces MaskNet by
+    M = 0.5 everywhere; ``"none"`` is a single VQ-VAE: M = 1, the whole map goes through the fine
+    branch and the coarse branch is not run. Its ``indices_lo`` are kept, all zero, so that the
+    codec and file format stay the same; under the ANS prior they cost about 0.04 bit each (the
+    MaskNet and coarse-branch weights stay in the model, unused, so checkpoints keep one layout).
+
     Args:
         config: sizes; ``ModelConfig.preset("paper")`` or ``ModelConfig.preset("cpu-small")``.
     """
@@ -114,14 +122,22 @@ class MMSlim(nn.Module):
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
         self.config = config if config is not None else ModelConfig()
+        if self.config.mask not in MASK_MODES:
+            raise ValueError(f"unknown mask {self.config.mask!r}; choose one of {MASK_MODES}")
         self.mask_net = MaskNet(self.config.mask_hidden)
         self.hi = Branch.build("hi", self.config)
         self.lo = Branch.build("lo", self.config)
         self.prior = None  # IndexPrior for entropy coding, fitted after training
 
-    def split(self, x: torch.Tensor, mask_source: torch.Tensor | None = None):
+    def split(
+        self,
+        x: torch.Tensor,
+        mask_source: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ):
         """Validate, then split ``x`` with the mask: returns ``(mask, M*x, (1-M)*x)``, each
-        (B, 1, H, W)."""
+        (B, 1, H, W). ``mask`` (B, 1, H, W) in [0, 1], if given, replaces MaskNet's (to explore
+        what each branch does with another split, e.g. a thresholded mask)."""
         check_frames(x, "x")
         if mask_source is None:
             mask_source = x
@@ -132,15 +148,42 @@ class MMSlim(nn.Module):
                     f"expected mask_source of the same shape as x {tuple(x.shape)}, "
                     f"got {tuple(mask_source.shape)}"
                 )
-        mask = self.mask_net(mask_source)
+        if mask is not None:
+            if mask.shape != x.shape:
+                raise ValueError(
+                    f"expected mask of shape {tuple(x.shape)}, got {tuple(mask.shape)}"
+                )
+        elif self.config.mask == "learned":
+            mask = self.mask_net(mask_source)
+        else:  # ablations: a constant mask, 0.5 ("fixed") or 1 ("none": all to the fine branch)
+            mask = torch.full_like(x, 0.5 if self.config.mask == "fixed" else 1.0)
         return mask, mask * x, (1.0 - mask) * x
 
-    def forward(self, x: torch.Tensor, mask_source: torch.Tensor | None = None) -> dict:
+    def _lo(self, x_lo: torch.Tensor) -> dict:
+        """The coarse branch's output dict; for ``mask="none"`` the branch is skipped and this
+        gives zeros: ``x_hat`` (B, 1, H, W), ``indices`` (B, H/16, W/16), a zero VQ loss."""
+        if self.config.mask != "none":
+            return self.lo(x_lo)
+        b, _, h, w = x_lo.shape
+        f = self.lo.downsample
+        indices = torch.zeros(b, h // f, w // f, dtype=torch.int64, device=x_lo.device)
+        zero = x_lo.new_zeros(())
+        stats = {"loss": zero, "codebook_loss": zero, "commitment_loss": zero}
+        stats.update(usage_stats(indices, self.lo.quantizer.num_codes))
+        return {"x_hat": torch.zeros_like(x_lo), "indices": indices, "z": None, "stats": stats}
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask_source: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> dict:
         """Training/evaluation pass.
 
         Args:
             x: (B, 1, H, W) float in [0, 1], the map to compress; H and W divisible by 16.
             mask_source: (B, 1, H, W) amplitude map the mask is computed from; defaults to ``x``.
+            mask: (B, 1, H, W) in [0, 1] to use instead of MaskNet's; None for the model's own.
 
         Returns a dict:
             ``x_hat``: (B, 1, H, W) reconstruction, ``x_hat_hi + x_hat_lo``;
@@ -151,8 +194,8 @@ class MMSlim(nn.Module):
             ``stats_hi``, ``stats_lo``: the quantizers' info dicts (``loss``, ``perplexity``,
             ``counts`` (K,), ``dead_share``, ...).
         """
-        mask, x_hi, x_lo = self.split(x, mask_source)
-        hi, lo = self.hi(x_hi), self.lo(x_lo)
+        mask, x_hi, x_lo = self.split(x, mask_source, mask)
+        hi, lo = self.hi(x_hi), self._lo(x_lo)
         return {
             "x_hat": hi["x_hat"] + lo["x_hat"],  # the reference negated this sum; we do not
             "x_hat_hi": hi["x_hat"],
@@ -169,7 +212,8 @@ class MMSlim(nn.Module):
         """Sender side: (B, 1, H, W) -> ``indices_hi`` (B, H/4, W/4), ``indices_lo``
         (B, H/16, W/16), both int64. Use in eval mode (BatchNorm running statistics)."""
         _, x_hi, x_lo = self.split(x, mask_source)
-        return {"indices_hi": self.hi.encode(x_hi), "indices_lo": self.lo.encode(x_lo)}
+        lo = self._lo(x_lo)["indices"] if self.config.mask == "none" else self.lo.encode(x_lo)
+        return {"indices_hi": self.hi.encode(x_hi), "indices_lo": lo}
 
     def decode_indices(self, indices_hi: torch.Tensor, indices_lo: torch.Tensor) -> dict:
         """Receiver side: indices (B, H/4, W/4) and (B, H/16, W/16) int64 -> ``x_hat``,
@@ -177,7 +221,10 @@ class MMSlim(nn.Module):
         ``forward(x)["x_hat"]`` exactly."""
         self._check_indices(indices_hi, indices_lo)
         x_hat_hi = self.hi.decode_indices(indices_hi)
-        x_hat_lo = self.lo.decode_indices(indices_lo)
+        if self.config.mask == "none":  # single VQ-VAE: the (all-zero) coarse grid is ignored
+            x_hat_lo = torch.zeros_like(x_hat_hi)
+        else:
+            x_hat_lo = self.lo.decode_indices(indices_lo)
         return {"x_hat": x_hat_hi + x_hat_lo, "x_hat_hi": x_hat_hi, "x_hat_lo": x_hat_lo}
 
     # --- codec: compress / decompress (CompressAI style; only the entropy coder makes bytes) --
@@ -270,4 +317,4 @@ class MMSlim(nn.Module):
             )
 
 
-__all__ = ["Branch", "MMSlim", "check_frames", "make_quantizer"]
+__all__ = ["MASK_MODES", "Branch", "MMSlim", "check_frames", "make_quantizer"]

@@ -1,0 +1,186 @@
+"""Quantizer zoo benchmark: every quantizer variant trained with the same budget, then compared.
+
+``mmslim bench quantizers`` (or :func:`run_quantizer_bench`) trains the amplitude stage of the
+``cpu-small`` model once per variant of :data:`mmslim.nn.zoo.VARIANTS` (in both branches, or in
+one with ``branches``), on the same frames, split, seed and number of epochs, and reports per
+variant:
+
+- validation SSIM and PSNR (eval mode, as :func:`mmslim.evaluate.evaluate` after the last epoch);
+- perplexity and dead-code share of each branch over the validation set;
+- the real rate: the validation maps compressed to a file with ANS against the prior fitted on
+  the training split (:func:`mmslim.pipeline.compress_maps`), ``8 len(file)`` over the number of
+  map values (bits per element), and its ratio to float32;
+- training time: seconds spent in training steps, and the wall time of the whole run.
+
+The Gumbel temperature is annealed over the run's steps (``gumbel_anneal_steps`` set to the
+budget), so that it reaches its final value whatever the budget. Writes ``quantizers.csv`` and
+``quantizers.png`` into the output folder (one subfolder per variant holds its checkpoint).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+from mmslim.checkpoint import load_checkpoint
+from mmslim.codec import rate_report
+from mmslim.config import ModelConfig, TrainConfig
+from mmslim.data.dataset import FrameSet, load_frames
+from mmslim.nn.zoo import SOURCES, VARIANTS, variant_config
+from mmslim.pipeline import compress_maps
+from mmslim.train import train
+
+SAMPLE = Path(__file__).parents[1] / "data_samples" / "sample.npz"
+COLUMNS = ("variant", "ssim", "psnr", "perplexity_hi", "perplexity_lo", "dead_hi", "dead_lo",
+           "bits_per_element", "ratio_f32", "train_s", "wall_s")  # fmt: skip
+
+
+def run_quantizer_bench(
+    data: str | Path | FrameSet | None = None,
+    out_dir: str | Path = "runs/quantizers",
+    variants: list[str] | None = None,
+    epochs: int = 5,
+    frames_per_sequence: int | None = None,
+    branches: str = "both",
+    seed: int = 0,
+    base_config: ModelConfig | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Train and measure each variant; returns one row (dict) per variant (see module doc).
+
+    data: frames (default: the shipped sample); frames_per_sequence: keep only the first
+    frames of each sequence (a smaller, faster run); epochs: the budget, equal for all;
+    branches: ``"both"``, ``"hi"`` or ``"lo"`` (the other branch keeps the plain VQ).
+    """
+    names = list(VARIANTS) if variants is None else list(variants)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    frames = data if isinstance(data, FrameSet) else load_frames(data or SAMPLE)
+    if frames_per_sequence:
+        frames = frames.select(frames.frame < frames_per_sequence)
+    base = base_config or ModelConfig.preset("cpu-small")
+    tcfg = TrainConfig.preset("cpu-small", epochs=epochs, seed=seed)
+    out_dir = Path(out_dir)
+    rows = []
+    for i, name in enumerate(names):
+        if progress:
+            print(f"[{i + 1}/{len(names)}] {name}: training {epochs} epochs", flush=True)
+        rows.append(_run_variant(name, frames, base, tcfg, branches, out_dir))
+        if progress:
+            r = rows[-1]
+            print(f"    SSIM {r['ssim']:.4f}, {r['bits_per_element']:.4f} bits/element, "
+                  f"{r['wall_s']:.0f} s", flush=True)  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out_dir / "quantizers.csv")
+    fig = plot_quantizer_bench(rows)
+    fig.savefig(out_dir / "quantizers.png", dpi=120, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return rows
+
+
+def _run_variant(name, frames, base, tcfg, branches, out_dir) -> dict:
+    overrides = {}
+    if VARIANTS[name].get("quantizer") == "gumbel":
+        n_train = _n_train_frames(frames, tcfg)
+        overrides["gumbel_anneal_steps"] = tcfg.epochs * math.ceil(n_train / tcfg.batch_size)
+    config = variant_config(base, name, branches, **overrides)
+    t0 = time.perf_counter()
+    result = train("amplitude", frames, out_dir / name, config, tcfg, overwrite=True,
+                   progress=False)  # fmt: skip
+    wall = time.perf_counter() - t0
+    last = result.history[-1]
+    split = load_checkpoint(result.checkpoint)["split"]
+    val = frames.of_subjects(split["val"])
+    blob = compress_maps(result.model, val.amplitude, "amplitude", "ans")
+    rate = rate_report(blob, val.amplitude.size)
+    return {
+        "variant": name,
+        "ssim": last["val_ssim"],
+        "psnr": last["val_psnr"],
+        "perplexity_hi": last["val_perplexity_hi"],
+        "perplexity_lo": last["val_perplexity_lo"],
+        "dead_hi": last["val_dead_hi"],
+        "dead_lo": last["val_dead_lo"],
+        "bits_per_element": rate.bits_per_element,
+        "ratio_f32": rate.ratio_vs_float32,
+        "train_s": sum(r["seconds"] for r in result.history),
+        "wall_s": wall,
+        "branches": branches,
+        "epochs": tcfg.epochs,
+        "source": SOURCES[name],
+    }
+
+
+def _n_train_frames(frames: FrameSet, tcfg: TrainConfig) -> int:
+    from mmslim.data.dataset import split_subjects
+
+    train_subjects, _ = split_subjects(frames.subjects(), tcfg.val_fraction, tcfg.seed)
+    return len(frames.of_subjects(train_subjects).subject)
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    """Rows written by :func:`write_csv`, numbers as floats."""
+
+    def value(v: str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+    with open(path, newline="") as f:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def plot_quantizer_bench(rows: list[dict]):
+    """Six panels, one bar per variant: SSIM, PSNR, bits per element, perplexity and dead-code
+    share per branch (fine and coarse side by side), training time. Returns the figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [r["variant"] for r in rows]
+    y = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 6, figsize=(17, 0.32 * len(rows) + 1.6), sharey=True)
+    single = [("ssim", "validation SSIM"), ("psnr", "validation PSNR (dB)"),
+              ("bits_per_element", "bits / element (ANS file)")]  # fmt: skip
+    for ax, (key, title) in zip(axes[:3], single):
+        ax.barh(y, [r[key] for r in rows], color="tab:blue")
+        ax.set_title(title, fontsize=10)
+    panels = [("perplexity", "log2 perplexity (ideal bits/index)", np.log2),
+              ("dead", "dead-code share", np.asarray)]  # fmt: skip
+    for ax, (key, title, f) in zip(axes[3:5], panels):
+        ax.barh(y - 0.2, f([r[f"{key}_hi"] for r in rows]), 0.4, label="fine (hi)")
+        ax.barh(y + 0.2, f([r[f"{key}_lo"] for r in rows]), 0.4, label="coarse (lo)")
+        ax.set_title(title, fontsize=10)
+    axes[3].legend(fontsize=8, loc="lower right")
+    axes[5].barh(y, [r["train_s"] for r in rows], color="tab:gray")
+    axes[5].set_title("training time (s)", fontsize=10)
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    for ax in axes:
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"quantizer variants, amplitude stage, {rows[0].get('epochs', '?')} epochs each"
+                 if rows else "quantizer variants", fontsize=11)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+__all__ = [
+    "COLUMNS",
+    "plot_quantizer_bench",
+    "read_csv",
+    "run_quantizer_bench",
+    "write_csv",
+]

@@ -1,0 +1,73 @@
+"""Codebook updates that are not gradient steps: EMA k-means and dead-code replacement.
+
+Both are small pure functions on tensors (no module state), called by :class:`VectorQuantizer`
+in training mode only; each has its own test.
+
+- :func:`ema_update`: the codebook follows an exponential moving average of the encoder outputs
+  assigned to each code, instead of learning from the codebook loss (van den Oord et al.,
+  "Neural Discrete Representation Learning", NeurIPS 2017, appendix A.1; Razavi et al.,
+  "Generating Diverse High-Fidelity Images with VQ-VAE-2", NeurIPS 2019). It is online k-means:
+  each codeword moves toward the mean of its cluster.
+- :func:`dead_codes` / :func:`sample_rows`: codes that no encoder output chose for a number of
+  steps are re-seeded with recent encoder outputs (Dhariwal et al., "Jukebox", 2020, "random
+  restarts"; Zeghidour et al., "SoundStream", 2021), so that no capacity stays unused.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def ema_update(
+    codebook: torch.Tensor,
+    cluster_size: torch.Tensor,
+    embed_sum: torch.Tensor,
+    flat: torch.Tensor,
+    indices: torch.Tensor,
+    decay: float,
+    eps: float = 1e-5,
+) -> None:
+    """One EMA step, in place.
+
+    n_k <- decay n_k + (1 - decay) |{i: k_i = k}|,
+    m_k <- decay m_k + (1 - decay) sum_{i: k_i = k} z_i,
+    e_k <- m_k / n~_k, with n~_k the Laplace-smoothed n_k (Sonnet's VQ-VAE-EMA), so that a code
+    whose n_k has decayed toward 0 does not divide by 0.
+
+    Args:
+        codebook: (K, D) codewords, overwritten.
+        cluster_size: (K,) n_k; embed_sum: (K, D) m_k; both overwritten.
+        flat: (N, D) encoder outputs of this batch; indices: (N,) int64 their codes.
+    """
+    k = codebook.shape[0]
+    flat = flat.detach().to(embed_sum.dtype)
+    counts = torch.bincount(indices, minlength=k).to(cluster_size.dtype)  # (K,)
+    sums = torch.zeros_like(embed_sum).index_add_(0, indices, flat)  # (K, D)
+    cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
+    embed_sum.mul_(decay).add_(sums, alpha=1 - decay)
+    n = cluster_size.sum()
+    smoothed = (cluster_size + eps) / (n + k * eps) * n  # (K,)
+    codebook.copy_(embed_sum / smoothed.unsqueeze(1))
+
+
+def dead_codes(unused_steps: torch.Tensor, threshold: int) -> torch.Tensor:
+    """Indices (M,) of codes unused for at least ``threshold`` steps (``unused_steps``: (K,))."""
+    return torch.nonzero(unused_steps >= threshold).squeeze(1)
+
+
+def count_unused(unused_steps: torch.Tensor, indices: torch.Tensor) -> None:
+    """In place: +1 step for every code, then 0 for the codes in ``indices`` (any shape)."""
+    unused_steps.add_(1)
+    unused_steps[indices.reshape(-1)] = 0
+
+
+def sample_rows(flat: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` rows of ``flat`` (N, D) drawn at random (without replacement when N >= n)."""
+    if flat.shape[0] >= n:
+        pick = torch.randperm(flat.shape[0], generator=generator)[:n]
+    else:
+        pick = torch.randint(flat.shape[0], (n,), generator=generator)
+    return flat[pick.to(flat.device)]
+
+
+__all__ = ["count_unused", "dead_codes", "ema_update", "sample_rows"]
