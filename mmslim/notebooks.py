@@ -52,7 +52,7 @@ FAST_PARAMETERS: dict[str, dict] = {
     "04_train_amplitude": {"EPOCHS": 6, "FRAMES_PER_SEQUENCE": 10},
     "05_train_phase": {"EPOCHS": 6, "FRAMES_PER_SEQUENCE": 10},
     "06_masks_codebooks_perplexity": {"FRAMES_PER_SEQUENCE": 10},
-    "07_bitstream_and_rate": {"FRAMES_PER_SEQUENCE": 10},
+    "07_bitstream_and_rate": {"FRAMES_PER_SEQUENCE": 10, "RD_FRAMES": 6},
 }
 
 

@@ -284,9 +284,8 @@ def write_csv(rows: list[dict], path) -> None:
 
 
 def at_rate(rows: list[dict], reference: str = "mmslim") -> list[dict]:
-    """Each codec's curve linearly interpolated (in bits per element) at the reference's rate,
-    per kind; curves that do not reach it on both sides give empty metrics (``reached`` False).
-    The reference's and the ablations' own rows are kept as they are."""
+    """Each classical curve interpolated linearly in bits per element at the reference's rate
+    (``reached`` False, no metrics, if it does not span it); learned models' rows as they are."""
     out = []
     for kind in dict.fromkeys(r["kind"] for r in rows):
         if not (ref := _curve(rows, kind, reference)):
@@ -322,10 +321,9 @@ def plot_rd(rows: list[dict], out_dir) -> list[Path]:
     paths = []
     for kind in dict.fromkeys(r["kind"] for r in rows):
         kind_rows = [r for r in rows if r["kind"] == kind]
-        metrics = METRICS[kind]
+        metrics, n_rows = METRICS[kind], -(-len(METRICS[kind]) // 5)  # five panels a row
         codecs = list(dict.fromkeys(r["codec"] for r in kind_rows))
         colours = dict(zip(codecs, sns.color_palette("tab10", len(codecs))))
-        n_rows = -(-len(metrics) // 5)  # five panels a row
         with sns.axes_style("whitegrid"):
             fig = Figure(figsize=(17, 3.4 * n_rows), layout="constrained")
             axes = fig.subplots(n_rows, 5, squeeze=False).ravel()
@@ -333,13 +331,15 @@ def plot_rd(rows: list[dict], out_dir) -> list[Path]:
             for codec in codecs:
                 pts = [r for r in _curve(kind_rows, kind, codec) if np.isfinite(r[metric])]
                 x, y = [r["bits_per_element"] for r in pts], [r[metric] for r in pts]
-                learned = pts and pts[0]["family"] != "classical"
-                style = dict(marker="*", ms=14, ls="none") if learned else dict(marker="o", ms=3)
-                ax.plot(x, y, color=colours[codec], label=codec, **style)
+                family = pts[0]["family"] if pts else "classical"
+                style = {"classical": dict(marker="o", ms=3), "ablation": dict(marker="D", ms=7)}
+                style = style.get(family, dict(marker="*", ms=15, zorder=3))  # mmSlim on top
+                ls = "-" if family == "classical" else "none"
+                ax.plot(x, y, color=colours[codec], label=codec, ls=ls, **style)
             ax.set(xscale="log", xlabel="bits per element", ylabel=metric)
         for ax in axes[len(metrics) :]:
             ax.set_axis_off()
-        axes[0].legend(fontsize=7)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
         fig.suptitle(f"{kind}: distortion against rate ({kind_rows[0]['frames']} frames)")
         paths.append(Path(out_dir) / f"rd_{kind}.png")
         fig.savefig(paths[-1], dpi=110)
