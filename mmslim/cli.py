@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="rd/quantizers: output folder (runs/WHAT)")
     s.add_argument("--ablations", type=Path, help="rd: folder of NAME/{amplitude,phase}.pt")
     s.add_argument("--train-ablations", action="store_true", help="rd: train them first")
-    s.add_argument("--epochs", type=int, help="rd --train-ablations, quantizers: epochs")
+    s.add_argument("--epochs", type=int, help="rd --train-ablations; quantizers (default 5)")
     s.add_argument("--variants", nargs="+", help="quantizers: names (default: all)")
     s.add_argument("--branches", choices=["both", "hi", "lo"], default="both", help="quantizers")
     s.add_argument("--frames-per-sequence", type=int, help="quantizers: first frames only")

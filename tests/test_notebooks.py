@@ -178,7 +178,14 @@ def _check_08(r):
     _finite(r, "ssim_all_fine", "ssim_all_coarse")
 
 
-CHECKS = {name: globals()[f"_check_{name[:2]}"] for name in NOTEBOOKS}
+def _check_09(r):
+    assert r["n_variants"] >= 11 and r["all_exact"] is True
+    for name in ("vq", "fsq"):
+        ssim, bits, dead = _finite(r, f"{name}_ssim", f"{name}_bits_per_element", f"{name}_dead_hi")
+        assert -1 <= ssim <= 1 and 0 < bits < 9 and 0 <= dead <= 1
+
+
+CHECKS = {name: globals()[f"_check_{name[:2]}"] for name in ALL}  # every notebook has one
 
 
 def _check_all(r):

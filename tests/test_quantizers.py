@@ -4,7 +4,7 @@ Per variant: shapes, gradients reach the encoder, indices decode exactly to the 
 statistics in range, eval mode leaves the state alone, state_dict carries the state. Then one
 test per mechanism: EMA, dead-code replacement, k-means and RD-Gaussian initialisation, the
 rotation trick, FSQ's grid, Gumbel annealing, the soft temperature; and the model-level codec
-round trip and an exact resume with the stateful variants.
+round trip, an exact resume with the stateful variants, and the benchmark's table and plot.
 """
 
 from __future__ import annotations
@@ -314,3 +314,20 @@ def test_resume_is_exact_with_stateful_quantizers(tmp_path):
     assert int(sa["model"]["hi.quantizer.step"]) == 6  # 6 training frames: 3 steps per epoch
     for k, v in sa["model"].items():
         assert torch.equal(v, sb["model"][k]), k
+
+
+def test_bench_writes_table_and_plot(tmp_path):
+    from mmslim.bench_quantizers import COLUMNS, read_csv, run_quantizer_bench
+
+    fs = load_frames(SAMPLE)
+    frames = fs.select(np.isin(fs.subject, fs.subjects()[:4]) & (fs.frame < 1))  # 8 frames
+    rows = run_quantizer_bench(
+        frames, tmp_path, ["vq", "fsq"], epochs=1, base_config=BASE, progress=False
+    )
+    assert [r["variant"] for r in rows] == ["vq", "fsq"]
+    for r in rows:
+        assert set(COLUMNS) <= set(r)
+        assert -1 <= r["ssim"] <= 1 and 0 <= r["dead_hi"] <= 1 and 1 <= r["perplexity_lo"] <= K
+        assert 0 < r["bits_per_element"] < 32 and r["quantizer_ms"] > 0
+    assert (tmp_path / "quantizers.png").stat().st_size > 0
+    assert [r["variant"] for r in read_csv(tmp_path / "quantizers.csv")] == ["vq", "fsq"]

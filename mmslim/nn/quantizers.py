@@ -281,14 +281,14 @@ class VectorQuantizer(Quantizer):
         if self.dead_code_threshold > 0:
             dead = updates.dead_codes(self.unused_steps, self.dead_code_threshold)  # (M,)
             if len(dead):
-                self._set_codes(
-                    dead, updates.sample_rows(flat.float(), len(dead), self.generator())
-                )
+                fresh = updates.sample_rows(flat.float(), len(dead), self.generator(stream=2))
+                self._set_codes(dead, fresh)
                 self.unused_steps[dead] = 0
 
     @torch.no_grad()
     def _set_codes(self, which: torch.Tensor, vectors: torch.Tensor) -> None:
-        """Make the used codewords ``which`` (M,) equal ``vectors`` (M, D)."""
+        """Set codewords ``which`` (M,) so that, as used (after the affine map, if any), they
+        equal ``vectors`` (M, D); with EMA, restart their statistics from them."""
         which = which.to(self.codebook.weight.device)
         vectors = vectors.to(self.codebook.weight)
         if self.affine:  # store the raw vector whose scaled and shifted version is ``vectors``
@@ -340,8 +340,9 @@ class VectorQuantizer(Quantizer):
         }
         if self.training:
             self.update(flat, indices)
-        estimator = rotation_trick if self.gradient == "rotation" else straight_through
-        return estimator(z, z_q), indices, info
+        if self.training and self.gradient == "rotation":  # same value, another gradient
+            return rotation_trick(z, z_q), indices, info
+        return straight_through(z, z_q), indices, info
 
     def extra_repr(self) -> str:
         options = [f"num_codes={self.num_codes}", f"code_dim={self.code_dim}", f"beta={self.beta}"]
