@@ -50,12 +50,17 @@ def run_quantizer_bench(
     seed: int = 0,
     base_config: ModelConfig | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> list[dict]:
     """Train and measure each variant; returns one row (dict) per variant (see module doc).
 
     data: frames (default: the shipped sample); frames_per_sequence: keep only the first
     frames of each sequence (a smaller, faster run); epochs: the budget, equal for all;
     branches: ``"both"``, ``"hi"`` or ``"lo"`` (the other branch keeps the plain VQ).
+
+    The CSV is rewritten after every variant, so an interrupted run keeps what it finished;
+    ``resume`` reuses the rows of ``out_dir/quantizers.csv`` whose variant, number of frames,
+    epochs, branches and seed match, and trains only the others.
     """
     names = list(VARIANTS) if variants is None else list(variants)
     unknown = [n for n in names if n not in VARIANTS]
@@ -67,19 +72,31 @@ def run_quantizer_bench(
     base = base_config or ModelConfig.preset("cpu-small")
     tcfg = TrainConfig.preset("cpu-small", epochs=epochs, seed=seed)
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "quantizers.csv"
+    done = {}
+    if resume and csv_path.exists():
+        same = {"frames": len(frames), "epochs": epochs, "branches": branches, "seed": seed}
+        done = {r["variant"]: r for r in read_csv(csv_path)
+                if all(r.get(k) == v for k, v in same.items())}  # fmt: skip
     seconds = time_quantizers({n: variant_config(base, n, branches) for n in names})
     rows = []
     for i, name in enumerate(names):
+        if name in done:
+            rows.append(done[name])
+            if progress:
+                print(f"[{i + 1}/{len(names)}] {name}: done before, kept", flush=True)
+            continue
         if progress:
             print(f"[{i + 1}/{len(names)}] {name}: training {epochs} epochs", flush=True)
         rows.append(_run_variant(name, frames, base, tcfg, branches, out_dir))
         rows[-1]["quantizer_ms"] = 1000 * seconds[name]
+        write_csv(rows, csv_path)  # what is finished survives an interruption
         if progress:
             r = rows[-1]
             print(f"    SSIM {r['ssim']:.4f}, {r['bits_per_element']:.4f} bits/element, "
                   f"{r['wall_s']:.0f} s", flush=True)  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out_dir / "quantizers.csv")
+    write_csv(rows, csv_path)
     fig = plot_quantizer_bench(rows)
     fig.savefig(out_dir / "quantizers.png", dpi=120, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -116,7 +133,9 @@ def _run_variant(name, frames, base, tcfg, branches, out_dir) -> dict:
         "train_s": sum(r["seconds"] for r in result.history),
         "wall_s": wall,
         "branches": branches,
+        "frames": len(frames),
         "epochs": tcfg.epochs,
+        "seed": tcfg.seed,
         "source": SOURCES[name],
     }
 

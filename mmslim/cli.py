@@ -97,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--variants", nargs="+", help="quantizers: names (default: all)")
     s.add_argument("--branches", choices=["both", "hi", "lo"], default="both", help="quantizers")
     s.add_argument("--frames-per-sequence", type=int, help="quantizers: first frames only")
+    s.add_argument("--seed", type=int, default=0, help="quantizers: training seed")
+    s.add_argument("--resume", action="store_true", help="quantizers: keep finished variants")
     s.add_argument("--kind", choices=["amplitude", "phase", "both"], default="both", help="rd")
     s.add_argument("--threads", type=int, default=1, help="rd: torch threads (default 1)")
     s.set_defaults(func=_bench)
@@ -274,6 +276,8 @@ def _bench_quantizers(args) -> None:
         epochs=args.epochs or 5,
         frames_per_sequence=args.frames_per_sequence,
         branches=args.branches,
+        seed=args.seed,
+        resume=args.resume,
     )
     print_table([{k: r[k] for k in COLUMNS} for r in rows])
     print(f"\nwrote {args.out}/quantizers.csv and quantizers.png")

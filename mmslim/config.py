@@ -61,7 +61,7 @@ class ModelConfig(_Config):
     quantizer: str = "vq"  # quantizer family; "vq" is plain nearest-neighbour VQ
     mask: str = "learned"  # MaskNet; ablations: "fixed" (M = 0.5), "none" (one VQ-VAE: hi only)
     # Quantizer options (mmslim.nn.zoo; the defaults give the plain VQ-VAE of the reference).
-    # Families: "vq", "fsq", "gumbel", "soft".
+    # Families: "vq", "fsq", "gumbel", "soft"; "vqp" wraps vector-quantize-pytorch (reference).
     quantizer_branches: str = "both"  # "both", "hi" or "lo" use the options; the other: plain VQ
     codebook_init: str = "uniform"  # "uniform" +-1/K (reference), "kmeans", "rd_gaussian"
     ema_decay: float = 0.0  # > 0: EMA codebook updates instead of the codebook loss (VQ-VAE-2)

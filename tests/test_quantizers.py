@@ -3,8 +3,9 @@
 Per variant: shapes, gradients reach the encoder, indices decode exactly to the eval-mode output,
 statistics in range, eval mode leaves the state alone, state_dict carries the state. Then one
 test per mechanism: EMA, dead-code replacement, k-means and RD-Gaussian initialisation, the
-rotation trick, FSQ's grid, Gumbel annealing, the soft temperature; and the model-level codec
-round trip, an exact resume with the stateful variants, and the benchmark's table and plot.
+rotation trick, FSQ's grid (against vector-quantize-pytorch's FSQ too), Gumbel annealing, the
+soft temperature, the wrapped library VQ's refusals; and the model-level codec round trip, an
+exact resume with the stateful variants, and the benchmark's table and plot.
 """
 
 from __future__ import annotations
@@ -251,6 +252,27 @@ def test_fsq_grid_and_levels():
     assert indices.min() >= 0 and indices.max() < 120 and info["loss"] == 0
 
 
+def test_fsq_matches_the_library_fsq():
+    from vector_quantize_pytorch import FSQ as LibraryFSQ
+
+    levels = (8, 5, 3)
+    ours, theirs = FSQ(levels, 3), LibraryFSQ(list(levels), dim=3)
+    z = 3 * torch.randn(2, 3, 6, 7)
+    z_q, indices, _ = ours(z)
+    their_q, their_indices = theirs(z)  # channels first in, channels first out
+    assert torch.equal(indices, their_indices.long())
+    assert torch.allclose(z_q, their_q, atol=1e-6)
+
+
+def test_library_vq_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="EMA"):
+        build_quantizer(variant_config(BASE, "vqp-ema-kmeans-dead", ema_decay=0.0))
+    with pytest.raises(ValueError, match="codebook_affine"):
+        build_quantizer(variant_config(BASE, "vqp-ema-kmeans-dead", codebook_affine=True))
+    with pytest.raises(ValueError, match="rd_gaussian"):
+        build_quantizer(variant_config(BASE, "vqp-ema-kmeans-dead", codebook_init="rd_gaussian"))
+
+
 def test_gumbel_anneals_its_temperature_and_eval_is_hard():
     q = GumbelQuantizer(K, D, tau_start=2.0, tau_end=0.5, anneal_steps=4)
     assert q.temperature().item() == pytest.approx(2.0)
@@ -277,7 +299,9 @@ def test_soft_temperature_is_learned():
 # --------------------------------------------------------------------------- in the model
 
 
-@pytest.mark.parametrize("name", ["vq-ema-kmeans-dead", "vq-rotation", "fsq", "gumbel", "soft"])
+@pytest.mark.parametrize(
+    "name", ["vq-ema-kmeans-dead", "vq-rotation", "fsq", "gumbel", "soft", "vqp-ema-kmeans-dead"]
+)
 def test_model_codec_round_trip_is_exact(name):
     model = MMSlim(variant_config(BASE, name))
     opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -331,3 +355,12 @@ def test_bench_writes_table_and_plot(tmp_path):
         assert 0 < r["bits_per_element"] < 32 and r["quantizer_ms"] > 0
     assert (tmp_path / "quantizers.png").stat().st_size > 0
     assert [r["variant"] for r in read_csv(tmp_path / "quantizers.csv")] == ["vq", "fsq"]
+    # resume keeps finished variants (no retraining) and trains only the new one
+    trained = (tmp_path / "fsq" / "amplitude.pt").stat().st_mtime_ns
+    again = run_quantizer_bench(
+        frames, tmp_path, ["fsq", "vq-ema"], epochs=1, base_config=BASE, progress=False, resume=True
+    )
+    assert [r["variant"] for r in again] == ["fsq", "vq-ema"]
+    assert again[0]["ssim"] == pytest.approx(rows[1]["ssim"])
+    assert (tmp_path / "fsq" / "amplitude.pt").stat().st_mtime_ns == trained
+    assert (tmp_path / "vq-ema" / "amplitude.pt").exists()

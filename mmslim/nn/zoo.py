@@ -19,6 +19,7 @@ from collections.abc import Callable
 from mmslim.config import ModelConfig
 from mmslim.nn.fsq import FSQ, default_levels
 from mmslim.nn.gumbel import GumbelQuantizer, SoftQuantizer
+from mmslim.nn.library import LibraryVQ
 from mmslim.nn.quantizers import Quantizer, VectorQuantizer
 
 BRANCHES = ("both", "hi", "lo")  # ModelConfig.quantizer_branches
@@ -87,12 +88,31 @@ def _soft(c: ModelConfig, branch: str) -> Quantizer:
     )
 
 
+def _vqp(c: ModelConfig, branch: str) -> Quantizer:
+    _refuse(c, "codebook_affine")
+    if c.codebook_init not in ("uniform", "kmeans"):
+        raise ValueError(
+            f"quantizer 'vqp' offers codebook_init 'uniform' (the library's own) or 'kmeans', "
+            f"got {c.codebook_init!r}"
+        )
+    return LibraryVQ(
+        c.num_codes,
+        c.code_dim,
+        c.beta,
+        ema_decay=c.ema_decay,
+        kmeans_init=c.codebook_init == "kmeans",
+        dead_code=c.dead_code_steps > 0,
+        rotation_trick=c.vq_gradient == "rotation",
+    )
+
+
 # Family name -> builder(config, branch).
 QUANTIZERS: dict[str, Callable[[ModelConfig, str], Quantizer]] = {
     "vq": _vq,
     "fsq": _fsq,
     "gumbel": _gumbel,
     "soft": _soft,
+    "vqp": _vqp,
 }
 
 
@@ -126,6 +146,12 @@ VARIANTS: dict[str, dict] = {
     "fsq": {"quantizer": "fsq"},
     "gumbel": {"quantizer": "gumbel"},
     "soft": {"quantizer": "soft"},
+    "vqp-ema-kmeans-dead": {
+        "quantizer": "vqp",
+        "ema_decay": 0.99,
+        "codebook_init": "kmeans",
+        "dead_code_steps": 20,
+    },
 }
 SOURCES: dict[str, str] = {
     "vq": "van den Oord et al., Neural Discrete Representation Learning, NeurIPS 2017",
@@ -139,6 +165,7 @@ SOURCES: dict[str, str] = {
     "fsq": "Mentzer et al., Finite Scalar Quantization: VQ-VAE Made Simple, ICLR 2024",
     "gumbel": "Jang et al., Categorical Reparameterization with Gumbel-Softmax, ICLR 2017",
     "soft": "Agustsson et al., Soft-to-Hard Vector Quantization, NeurIPS 2017",
+    "vqp-ema-kmeans-dead": "the same recipe from vector-quantize-pytorch 1.32.0 (wrapped)",
 }
 
 
