@@ -18,6 +18,10 @@ variant:
 The Gumbel temperature is annealed over the run's steps (``gumbel_anneal_steps`` set to the
 budget), so that it reaches its final value whatever the budget. Writes ``quantizers.csv`` and
 ``quantizers.png`` into the output folder (one subfolder per variant holds its checkpoint).
+
+Several runs (seeds, branch settings) are read back with :func:`read_csv` and combined by
+:func:`summarise` (mean and spread over seeds) and :func:`plot_quality_vs_rate`, as notebook 09
+does with the results shipped in ``data_samples/bench/quantizers/``.
 """
 
 from __future__ import annotations
@@ -229,24 +233,88 @@ def plot_quantizer_bench(rows: list[dict]):
         ax.barh(y - 0.2, f([r[f"{key}_hi"] for r in rows]), 0.4, label="fine (hi)")
         ax.barh(y + 0.2, f([r[f"{key}_lo"] for r in rows]), 0.4, label="coarse (lo)")
         ax.set_title(title, fontsize=10)
-    axes[3].legend(fontsize=8, loc="lower right")
+    fig.legend(*axes[3].get_legend_handles_labels(), loc="upper right", ncol=2, fontsize=8)
     axes[5].barh(y, [r["quantizer_ms"] for r in rows], color="tab:gray")
     axes[5].set_title("quantizer train step (ms)", fontsize=10)
     axes[0].set_yticks(y, names)
     axes[0].invert_yaxis()
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"quantizer variants, amplitude stage, {rows[0].get('epochs', '?')} epochs each"
-                 if rows else "quantizer variants", fontsize=11)  # fmt: skip
+    epochs = rows[0].get("epochs") if rows else None
+    fig.suptitle("quantizer variants, amplitude stage"
+                 + (f", {epochs:.0f} epochs each" if isinstance(epochs, (int, float)) else ""),
+                 fontsize=11)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+SUMMARY = ("ssim", "psnr", "bits_per_element", "perplexity_hi", "perplexity_lo", "dead_hi",
+           "dead_lo", "quantizer_ms")  # fmt: skip
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Rows of one or more runs (several seeds, several ``branches``) -> one row per (branches,
+    variant), in first-seen order: ``n_seeds``, the mean of each :data:`SUMMARY` column, and
+    ``ssim_std`` (sample standard deviation over seeds; 0 with one seed)."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["branches"], r["variant"]), []).append(r)
+    out = []
+    for (branches, variant), group in groups.items():
+        ssim = np.array([r["ssim"] for r in group])
+        out.append({
+            "branches": branches,
+            "variant": variant,
+            "n_seeds": len(group),
+            "epochs": group[0].get("epochs"),
+            **{k: float(np.mean([r[k] for r in group])) for k in SUMMARY},
+            "ssim_std": float(ssim.std(ddof=1)) if len(group) > 1 else 0.0,
+        })  # fmt: skip
+    return out
+
+
+def plot_quality_vs_rate(summary: list[dict], title: str | None = None):
+    """Validation SSIM against real bits per element, one point per (branches, variant) of
+    :func:`summarise`, with the spread over seeds as error bars: all points (left), and the best
+    ones, within 0.05 SSIM of the top (right). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5), gridspec_kw={"width_ratios": [1, 1, 0.5]})
+    markers = {"both": "o", "hi": "^", "lo": "v"}
+    variants = list(dict.fromkeys(r["variant"] for r in summary))
+    tab20 = plt.get_cmap("tab20").colors
+    colours = tab20[::2] + tab20[1::2]  # the ten strong colours first
+    top = max((r["ssim"] for r in summary), default=0.0)
+    best = [r for r in summary if r["ssim"] >= top - 0.05]
+    for ax, rows in ((axes[0], summary), (axes[1], best)):
+        for r in rows:
+            label = r["variant"] if r["branches"] == "both" else f"{r['variant']} ({r['branches']})"
+            ax.errorbar(r["bits_per_element"], r["ssim"], yerr=r["ssim_std"] or None, capsize=3,
+                        marker=markers.get(r["branches"], "s"), ms=8, ls="none", label=label,
+                        color=colours[variants.index(r["variant"]) % len(colours)])  # fmt: skip
+        ax.set_xlabel("bits per element (ANS file, validation walkers)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation SSIM (amplitude)")
+    axes[0].set_title("all variants", fontsize=10)
+    axes[1].set_title("the best (within 0.05 SSIM of the top)", fontsize=10)
+    axes[2].axis("off")
+    axes[2].legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="center left")
+    fig.suptitle(title or "quality against real rate (● both branches, ▲ fine only, ▼ coarse only;"
+                 " bars: spread over seeds)", fontsize=11)  # fmt: skip
     fig.tight_layout()
     return fig
 
 
 __all__ = [
     "COLUMNS",
+    "SUMMARY",
+    "plot_quality_vs_rate",
     "plot_quantizer_bench",
     "read_csv",
     "run_quantizer_bench",
+    "summarise",
     "time_quantizers",
     "write_csv",
 ]

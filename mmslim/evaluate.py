@@ -43,16 +43,19 @@ def evaluate(
 ) -> dict[str, float]:
     """Validation metrics of one stage.
 
-    loss:            the training objective (1 - SSIM with ``window``, plus VQ losses)
+    loss:            the training objective (1 - SSIM with ``window``, range penalty, VQ
+                     losses; :func:`mmslim.train.stage_loss`)
     ssim, psnr:      of the clamped reconstruction (Gaussian 11x11 SSIM, data range 1; dB)
     ssim_hi/ssim_lo: each branch against its target, M*x and (1-M)*x
     perplexity_hi/lo, dead_hi/lo: code usage over the whole set (dead = share never used)
     mask_mean:       mean of the mask, the share of the map routed to the high-rate branch
     """
+    from mmslim.train import stage_loss  # train imports this module
+
     r = reconstruct(model, dataset, stage, batch_size)
     x, x_hat, m = r["x"], r["x_hat"], r["mask"]
     metrics = {
-        "loss": float(1 - ssim(x, x_hat, window=window) + r["vq_loss"].mean()),
+        "loss": float(stage_loss(x, {"x_hat": x_hat, "vq_loss": r["vq_loss"].mean()}, window)),
         "ssim": float(ssim(x, x_hat.clamp(0, 1))),
         "psnr": float(psnr(x, x_hat.clamp(0, 1))),
         "ssim_hi": float(ssim(m * x, r["x_hat_hi"])),

@@ -123,6 +123,8 @@ def _check_01(r):
 def _check_02(r):
     perplexity, dead = _finite(r, "toy_perplexity", "toy_dead_share")
     assert 2 <= perplexity <= 8 and 0 <= dead < 1
+    ema, restarts = _finite(r, "toy_dead_share_ema", "toy_dead_share_restarts")
+    assert ema > 0 and restarts == 0  # what section 6 says: only the restarts revive codes
 
 
 def _check_03(r):
@@ -183,6 +185,8 @@ def _check_09(r):
     for name in ("vq", "fsq"):
         ssim, bits, dead = _finite(r, f"{name}_ssim", f"{name}_bits_per_element", f"{name}_dead_hi")
         assert -1 <= ssim <= 1 and 0 < bits < 9 and 0 <= dead <= 1
+    # the shipped benchmark results cover every variant: a new one needs a new benchmark run
+    assert r["full_variants"] == r["n_variants"]
 
 
 CHECKS = {name: globals()[f"_check_{name[:2]}"] for name in ALL}  # every notebook has one

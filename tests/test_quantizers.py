@@ -364,3 +364,21 @@ def test_bench_writes_table_and_plot(tmp_path):
     assert again[0]["ssim"] == pytest.approx(rows[1]["ssim"])
     assert (tmp_path / "fsq" / "amplitude.pt").stat().st_mtime_ns == trained
     assert (tmp_path / "vq-ema" / "amplitude.pt").exists()
+
+
+def test_summarise_groups_seeds_per_branch_setting():
+    from mmslim.bench_quantizers import SUMMARY, plot_quality_vs_rate, summarise
+
+    def row(variant, branches, ssim):
+        return {"variant": variant, "branches": branches, **dict.fromkeys(SUMMARY, 1.0),
+                "ssim": ssim}  # fmt: skip
+
+    rows = [row("vq", "both", 0.5), row("fsq", "both", 0.6), row("vq", "both", 0.7),
+            row("vq", "hi", 0.4)]  # fmt: skip
+    summary = summarise(rows)
+    assert [(r["branches"], r["variant"], r["n_seeds"]) for r in summary] == [
+        ("both", "vq", 2), ("both", "fsq", 1), ("hi", "vq", 1)]  # fmt: skip
+    assert summary[0]["ssim"] == pytest.approx(0.6)
+    assert summary[0]["ssim_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert summary[1]["ssim_std"] == 0
+    assert len(plot_quality_vs_rate(summary).axes) == 1

@@ -9,8 +9,9 @@ import torch
 from mmslim.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from mmslim.config import ModelConfig, TrainConfig
 from mmslim.data.dataset import RadarFrames, load_frames
+from mmslim.metrics import ssim
 from mmslim.nn import MMSlim
-from mmslim.train import stage_loss, train
+from mmslim.train import range_penalty, stage_loss, train
 
 SAMPLE = Path(__file__).parents[1] / "data_samples" / "sample.npz"
 TINY = ModelConfig(hidden=16, res_hidden=8, n_res_layers=1, num_codes=64, code_dim=8)
@@ -48,6 +49,17 @@ def test_loss_falls_over_a_few_dozen_steps(frames):
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
+
+
+def test_loss_sees_the_sign_of_the_reconstruction(frames):
+    x = RadarFrames(frames).tensors("amplitude")[0][:4]  # (4, 1, 224, 64) in [0, 1]
+    zero = torch.zeros(())
+    assert ssim(x, -x, window="box") > 0.5  # SSIM alone barely tells a map from its negative
+    assert stage_loss(x, {"x_hat": x, "vq_loss": zero}) < 1e-4
+    negated = float(stage_loss(x, {"x_hat": -x, "vq_loss": zero}))
+    assert negated == pytest.approx(float(1 - ssim(x, -x, window="box") + x.mean()), rel=1e-5)
+    assert float(range_penalty(x)) == 0
+    assert float(range_penalty(x + 2)) == pytest.approx(float(1 + x.mean()), rel=1e-5)
 
 
 def test_amplitude_run_writes_checkpoint_and_history(amp_run):
