@@ -8,7 +8,9 @@ it still looks at the *amplitude* map, and its mask is applied to the *phase* ma
 are trained anew for phase.
 
 Loss: ``1 - SSIM(x, x_hat)`` (11x11 box window by default, as the reference) plus both branches'
-VQ losses. Adam with amsgrad, one learning rate per part, ReduceLROnPlateau on validation loss.
+VQ losses, plus a penalty on values outside [0, 1] that the reference does not have: without it
+SSIM can be maximised by a negated map (see :func:`stage_loss`). Adam with amsgrad, one
+learning rate per part, ReduceLROnPlateau on validation loss.
 A checkpoint is written atomically after every epoch, so an interrupted run loses at most the
 epoch it was in; ``resume=True`` continues exactly where that checkpoint left off (shuffling is
 seeded per epoch, and the model has no other randomness). After the last epoch the entropy

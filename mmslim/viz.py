@@ -207,7 +207,7 @@ def plot_history(history: list[dict], keys, title: str | None = None, panel_widt
 def _axis_label(group: list[str]) -> str:
     units = {"psnr": "PSNR (dB)", "ssim": "SSIM", "perplexity": "perplexity (codes)"}
     units |= {"dead": "share of dead codes", "mask_mean": "mean mask", "lr": "learning rate"}
-    units |= {"loss": "loss (1 - SSIM + VQ)", "seconds": "seconds per epoch"}
+    units |= {"loss": "loss (1 - SSIM + range + VQ)", "seconds": "seconds per epoch"}
     for word, label in units.items():
         if all(word in k for k in group):
             return label
