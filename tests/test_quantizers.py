@@ -381,4 +381,4 @@ def test_summarise_groups_seeds_per_branch_setting():
     assert summary[0]["ssim"] == pytest.approx(0.6)
     assert summary[0]["ssim_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert summary[1]["ssim_std"] == 0
-    assert len(plot_quality_vs_rate(summary).axes) == 1
+    assert len(plot_quality_vs_rate(summary).axes) == 3  # all, the best, the legend
