@@ -184,6 +184,8 @@ def _run_one(pm, name, src, out_dir, params, kernel, cell_timeout) -> NotebookRu
     record_file.unlink(missing_ok=True)
     start = time.perf_counter()
     error = None
+    from mmslim.kernel_client import PollingKernelManager
+
     try:
         with _environ(_kernel_environment(record_file)):
             pm.execute_notebook(
@@ -194,6 +196,7 @@ def _run_one(pm, name, src, out_dir, params, kernel, cell_timeout) -> NotebookRu
                 cwd=str(out_dir),
                 progress_bar=False,
                 execution_timeout=cell_timeout,
+                kernel_manager_class=PollingKernelManager,  # no hang on a missed reply
             )
     except pm.PapermillExecutionError as err:
         error = (

@@ -96,7 +96,7 @@ def runs(tmp_path_factory, request):
                 status = "ok" if run.ok else "FAILED"
                 terminal.write_line(f"    {run.name:<32} {run.seconds:6.1f} s  {status}")
 
-    runs = run_notebooks(out, fast=True, cell_timeout=1200, on_done=progress)
+    runs = run_notebooks(out, fast=True, cell_timeout=300, on_done=progress)  # fast cells: < 1 min
     return {r.name: r for r in runs}
 
 
