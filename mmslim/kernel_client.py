@@ -1,4 +1,4 @@
-"""A kernel manager for headless runs that cannot hang on a missed reply.
+"""A kernel manager for headless runs that re-polls for a reply one poll may have missed.
 
 nbclient waits for a cell's ``execute_reply`` with one long poll of the kernel's shell socket
 (as long as the cell timeout). Now and then that poll is not woken although the reply has

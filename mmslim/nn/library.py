@@ -56,7 +56,7 @@ def _import_library():
     except ImportError as err:  # pragma: no cover - the project's install has it
         raise ImportError(
             f"the 'vqp' quantizer wraps {LIBRARY}, which is not installed: "
-            f"pip install {LIBRARY}==1.32.0 (or reinstall mmslim with `make install`)"
+            f"pip install {LIBRARY}==1.32.0 (it is among mmslim's dependencies: pip install -e .)"
         ) from err
     return VectorQuantize
 
