@@ -83,7 +83,9 @@ def run_quantizer_bench(
         same = {"frames": len(frames), "epochs": epochs, "branches": branches, "seed": seed}
         done = {r["variant"]: r for r in read_csv(csv_path)
                 if all(r.get(k) == v for k, v in same.items())}  # fmt: skip
-    seconds = time_quantizers({n: variant_config(base, n, branches) for n in names})
+    seconds = time_quantizers(
+        {n: variant_config(base, n, branches) for n in names if n not in done}
+    )
     rows = []
     for i, name in enumerate(names):
         if name in done:
