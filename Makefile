@@ -18,7 +18,7 @@ $(STAMP): .venv/bin/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m mmslim.demo
+	$(PY) -m mmslim.tutorial.demo
 
 test: $(STAMP)
 	$(PY) -m ruff format --check mmslim tests

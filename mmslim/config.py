@@ -11,7 +11,16 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-PRESETS = ("paper", "cpu-small")
+# --- every set of allowed values, defined once; validation and the CLI's choices read these ---
+PRESETS = ("paper", "cpu-small", "tiny")  # GPU recipe, 2-core recipe, seconds (tests, smoke)
+STAGES = ("amplitude", "phase")  # training stages, which are also the map kinds
+KINDS = STAGES  # map kinds in files and data (a stage trains one kind)
+BRANCHES = ("hi", "lo")  # the fine (high-rate) and coarse (low-rate) VQ-VAE
+QUANTIZER_BRANCHES = ("both", *BRANCHES)  # where ModelConfig's quantizer options apply
+CODING_MODES = ("fixed", "huffman", "ans")  # entropy coding; the order is each mode's file code
+MASK_MODES = ("learned", "fixed", "none")  # mmSlim, then the ablations: M = 0.5, one VQ-VAE
+SSIM_WINDOWS = ("box", "gaussian")  # 11x11 uniform (reference) or Gaussian sigma 1.5
+MAX_CODES = 2**15  # largest codebook the file header and the prefix coders accept
 
 
 def _check_preset(name: str) -> None:
@@ -60,7 +69,7 @@ class ModelConfig(_Config):
     mask_hidden: int = 16  # MaskNet hidden channels
     quantizer: str = "vq"  # quantizer family; "vq" is plain nearest-neighbour VQ
     mask: str = "learned"  # MaskNet; ablations: "fixed" (M = 0.5), "none" (one VQ-VAE: hi only)
-    # Quantizer options (mmslim.nn.zoo; the defaults give the plain VQ-VAE of the reference).
+    # Quantizer options (mmslim.nn.quantizers.zoo; defaults give the reference's plain VQ-VAE).
     # Families: "vq", "fsq", "gumbel", "soft"; "vqp" wraps vector-quantize-pytorch (reference).
     quantizer_branches: str = "both"  # "both", "hi" or "lo" use the options; the other: plain VQ
     codebook_init: str = "uniform"  # "uniform" +-1/K (reference), "kmeans", "rd_gaussian"
@@ -78,6 +87,8 @@ class ModelConfig(_Config):
         "paper": {},
         # ~0.2 s per training step of 16 frames (224 x 64) on 2 CPU cores, ~0.3 M parameters.
         "cpu-small": {"hidden": 48, "res_hidden": 16, "n_res_layers": 2, "code_dim": 32},
+        # Seconds per epoch on a few frames: tests and smoke runs, not a usable model.
+        "tiny": {"hidden": 16, "res_hidden": 8, "n_res_layers": 1, "num_codes": 64, "code_dim": 8},
     }
 
 

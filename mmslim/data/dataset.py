@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mmslim.config import KINDS
 from mmslim.data.layout import parse_frame_filename
 
 FRAME_SHAPE = (224, 64)  # Doppler rows x range bins
-MAP_KINDS = ("amplitude", "phase")
 
 
 class DataError(ValueError):
@@ -90,7 +90,7 @@ def load_frames(path: str | Path, expected_shape: tuple[int, int] | None = FRAME
 
 
 def _read_folder(root: Path) -> FrameSet:
-    folders = {kind: root / kind for kind in MAP_KINDS}
+    folders = {kind: root / kind for kind in KINDS}
     for kind, folder in folders.items():
         if not folder.is_dir():
             raise DataError(
@@ -118,10 +118,10 @@ def _read_folder(root: Path) -> FrameSet:
             parsed.append(parse_frame_filename(name))
         except ValueError as err:
             raise DataError(f"{folders['amplitude'] / name}: {err}") from None
-    maps = {kind: [_load_npy(folders[kind] / n) for n in names["amplitude"]] for kind in MAP_KINDS}
-    shapes = {m.shape for kind in MAP_KINDS for m in maps[kind]}
+    maps = {kind: [_load_npy(folders[kind] / n) for n in names["amplitude"]] for kind in KINDS}
+    shapes = {m.shape for kind in KINDS for m in maps[kind]}
     if len(shapes) > 1:
-        for kind in MAP_KINDS:
+        for kind in KINDS:
             for name, m in zip(names["amplitude"], maps[kind]):
                 if m.shape != maps["amplitude"][0].shape:
                     raise DataError(
@@ -176,7 +176,7 @@ def _check(frames: FrameSet, source: Path, expected_shape: tuple[int, int] | Non
 
     if len(frames) == 0:
         raise DataError(f"{source} holds no frames.")
-    for kind in MAP_KINDS:
+    for kind in KINDS:
         maps = getattr(frames, kind)  # (N, H, W)
         if maps.ndim != 3 or (expected_shape and maps.shape[1:] != tuple(expected_shape)):
             raise DataError(
@@ -216,13 +216,17 @@ def save_bundle(frames: FrameSet, path: str | Path, dtype: str = "float16") -> N
 # --------------------------------------------------------------------------- normalising
 
 
-def normalize(x: np.ndarray | torch.Tensor):
-    """Per-frame min-max normalisation of maps ``(..., H, W)`` to [0, 1].
+def normalize(x: np.ndarray | torch.Tensor, lo=None, hi=None):
+    """Per-frame min-max normalisation of maps ``(..., H, W)`` to [0, 1]: the one normalisation
+    that the model, the codec, the baselines and the metrics share.
 
-    Returns ``(x01, lo, hi)`` with ``lo``/``hi`` of shape ``(...)``.
+    Returns ``(x01, lo, hi)`` with ``lo``/``hi`` of shape ``(...)``: each frame's min and max,
+    unless given (e.g. to scale a reconstruction by its original's range).
     """
-    lo = x.min(-1)[0].min(-1)[0] if torch.is_tensor(x) else x.min(axis=(-2, -1))
-    hi = x.max(-1)[0].max(-1)[0] if torch.is_tensor(x) else x.max(axis=(-2, -1))
+    if lo is None:
+        lo = x.min(-1)[0].min(-1)[0] if torch.is_tensor(x) else x.min(axis=(-2, -1))
+    if hi is None:
+        hi = x.max(-1)[0].max(-1)[0] if torch.is_tensor(x) else x.max(axis=(-2, -1))
     x01 = (x - lo[..., None, None]) / (hi - lo)[..., None, None]
     return x01, lo, hi
 
@@ -271,7 +275,7 @@ class RadarFrames(Dataset):
                 raise DataError(f"no frames of subjects {subjects}")
         self.frames = frames
         self._maps, self._ranges = {}, {}
-        for kind in MAP_KINDS:
+        for kind in KINDS:
             x01, lo, hi = normalize(torch.from_numpy(getattr(frames, kind)))
             self._maps[kind] = x01.unsqueeze(1).contiguous()  # (N, 1, H, W)
             self._ranges[kind] = torch.stack([lo, hi], dim=1)  # (N, 2)

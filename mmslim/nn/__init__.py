@@ -1,4 +1,8 @@
-"""Neural-network parts of mmSlim: blocks, quantizers, MaskNet and the full model."""
+"""Neural-network parts of mmSlim, read in this order: :mod:`~mmslim.nn.blocks` (encoders,
+decoders, residual stacks), :mod:`~mmslim.nn.quantizers` (one file per family and the zoo),
+:mod:`~mmslim.nn.masknet`, :mod:`~mmslim.nn.model` (the MMSlim model: forward, compress,
+decompress) and :mod:`~mmslim.nn.losses` (the training objectives, shared by training and
+evaluation)."""
 
 from mmslim.nn.blocks import (
     DecoderHi,
@@ -8,20 +12,24 @@ from mmslim.nn.blocks import (
     ResidualLayer,
     ResidualStack,
 )
-from mmslim.nn.fsq import FSQ
-from mmslim.nn.gumbel import GumbelQuantizer, SoftQuantizer
 from mmslim.nn.masknet import MaskNet
-from mmslim.nn.model import Branch, MMSlim, check_frames, make_quantizer
+from mmslim.nn.model import Branch, MMSlim, check_frames
 from mmslim.nn.quantizers import (
+    FSQ,
+    QUANTIZERS,
+    VARIANTS,
+    GumbelQuantizer,
     Quantizer,
+    SoftQuantizer,
     VectorQuantizer,
+    build_quantizer,
     perplexity,
     rotation_trick,
     straight_through,
     usage_stats,
+    variant_config,
     vq_losses,
 )
-from mmslim.nn.zoo import QUANTIZERS, VARIANTS, build_quantizer, variant_config
 
 __all__ = [
     "FSQ",
@@ -42,7 +50,6 @@ __all__ = [
     "VectorQuantizer",
     "build_quantizer",
     "check_frames",
-    "make_quantizer",
     "perplexity",
     "rotation_trick",
     "straight_through",

@@ -11,21 +11,15 @@ import hashlib
 import torch
 from torch import nn
 
-from mmslim.config import ModelConfig
+from mmslim.codec.frames import decode_frames, encode_frames
+from mmslim.codec.prior import IndexPrior
+from mmslim.config import BRANCHES, MASK_MODES, ModelConfig
 from mmslim.nn.blocks import DecoderHi, DecoderLo, EncoderHi, EncoderLo
 from mmslim.nn.masknet import MaskNet
-from mmslim.nn.quantizers import Quantizer, usage_stats
+from mmslim.nn.quantizers.vq import Quantizer, usage_stats
+from mmslim.nn.quantizers.zoo import build_quantizer
 
 FACTOR = 16  # H and W must be divisible by the coarse branch's downsampling
-MASK_MODES = ("learned", "fixed", "none")  # ModelConfig.mask: mmSlim and its two ablations
-
-
-def make_quantizer(config: ModelConfig, branch: str = "hi") -> Quantizer:
-    """The quantizer of ``branch`` (``"hi"`` or ``"lo"``) that ``config`` names
-    (``config.quantizer`` and its options; see :func:`mmslim.nn.zoo.build_quantizer`)."""
-    from mmslim.nn.zoo import build_quantizer
-
-    return build_quantizer(config, branch)
 
 
 def check_frames(x: torch.Tensor, name: str = "x") -> None:
@@ -61,16 +55,16 @@ class Branch(nn.Module):
         self.downsample: int = encoder.downsample
 
     @classmethod
-    def build(cls, kind: str, config: ModelConfig) -> Branch:
+    def build(cls, branch: str, config: ModelConfig) -> Branch:
         """The fine (``"hi"``) or coarse (``"lo"``) branch with the sizes of ``config``."""
         pairs = {"hi": (EncoderHi, DecoderHi), "lo": (EncoderLo, DecoderLo)}
-        if kind not in pairs:
-            raise ValueError(f"unknown branch {kind!r}; choose 'hi' or 'lo'")
-        enc_cls, dec_cls = pairs[kind]
+        if branch not in pairs:
+            raise ValueError(f"unknown branch {branch!r}; choose one of {BRANCHES}")
+        enc_cls, dec_cls = pairs[branch]
         c = config
         encoder = enc_cls(c.hidden, c.res_hidden, c.n_res_layers)
         decoder = dec_cls(c.code_dim, c.hidden, c.res_hidden, c.n_res_layers)
-        return cls(encoder, decoder, make_quantizer(c, kind), c.hidden)
+        return cls(encoder, decoder, build_quantizer(c, branch), c.hidden)
 
     def latents(self, x: torch.Tensor) -> torch.Tensor:
         """Continuous latents before quantization: (B, 1, H, W) -> (B, D, H/f, W/f)."""
@@ -127,7 +121,7 @@ class MMSlim(nn.Module):
         self.mask_net = MaskNet(self.config.mask_hidden)
         self.hi = Branch.build("hi", self.config)
         self.lo = Branch.build("lo", self.config)
-        self.prior = None  # IndexPrior for entropy coding, fitted after training
+        self.prior = IndexPrior(self.config.num_codes)  # entropy model; fit_prior after training
 
     def split(
         self,
@@ -235,17 +229,15 @@ class MMSlim(nn.Module):
         """Sender: (B, 1, H, W) in [0, 1] -> ``{"strings": [B bytes], "shape": (H, W)}``.
 
         Each string holds one frame's two index grids, entropy coded against ``self.prior``
-        (per-branch index frequencies from training; see :func:`mmslim.pipeline.fit_prior`).
+        (per-branch index frequencies from training; see :func:`mmslim.codec.fit_prior`).
         ``mode``: ``"ans"`` (default), ``"huffman"`` (the paper's) or ``"fixed"`` (9 bits/index).
         """
-        from mmslim.codec import encode_frames
-
         enc = self.encode(x, mask_source)
         strings = encode_frames(
             enc["indices_hi"].cpu().numpy(),
             enc["indices_lo"].cpu().numpy(),
             mode,
-            self._prior_for(mode),
+            self.prior_for(mode),
             self.config.num_codes,
         )
         return {"strings": strings, "shape": tuple(x.shape[-2:])}
@@ -253,11 +245,9 @@ class MMSlim(nn.Module):
     def decompress(self, strings: list[bytes], shape: tuple[int, int], mode: str = "ans") -> dict:
         """Receiver: the strings of :meth:`compress` -> ``{"x_hat": (B, 1, H, W)}``, equal to the
         eval-mode ``forward(x)["x_hat"]``. A bad string raises ``codec.BitstreamError``."""
-        from mmslim.codec import decode_frames
-
         grids = self.latent_shapes(*shape)
         hi, lo = decode_frames(
-            strings, grids["hi"], grids["lo"], mode, self._prior_for(mode), self.config.num_codes
+            strings, grids["hi"], grids["lo"], mode, self.prior_for(mode), self.config.num_codes
         )
         dev = next(self.parameters()).device
         out = self.decode_indices(torch.from_numpy(hi).to(dev), torch.from_numpy(lo).to(dev))
@@ -266,19 +256,19 @@ class MMSlim(nn.Module):
     def fingerprint(self) -> bytes:
         """8 bytes identifying the weights and the entropy prior; written into every file so
         that a file is never decoded by another model."""
-        digest = hashlib.sha256(b"mmslim-model-v1")
-        for name, tensor in sorted(self.state_dict().items()):
+        digest = hashlib.sha256(b"mmslim-model-v2")
+        for name, tensor in sorted(self.state_dict().items()):  # the prior's buffers included
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        if self.prior is not None:
-            digest.update(self.prior.fingerprint())
         return digest.digest()[:8]
 
-    def _prior_for(self, mode: str):
-        if mode == "ans" and self.prior is None:
+    def prior_for(self, mode: str) -> IndexPrior | None:
+        """The prior that coding ``mode`` needs: the fitted ``self.prior`` for ``"ans"``, None
+        otherwise. Raises ``ValueError`` with the fix if ANS is asked of an unfitted prior."""
+        if mode == "ans" and not self.prior.is_fitted:
             raise ValueError(
-                "this model has no entropy prior, which ANS coding needs. Fit one with "
-                "mmslim.pipeline.fit_prior (or `mmslim prior --checkpoint CKPT --data DATA`)."
+                "this model's entropy prior is not fitted, and ANS coding needs it. Fit it with "
+                "mmslim.codec.fit_prior (or `mmslim prior --checkpoint CKPT --data DATA`)."
             )
         return self.prior if mode == "ans" else None
 
@@ -317,4 +307,4 @@ class MMSlim(nn.Module):
             )
 
 
-__all__ = ["MASK_MODES", "Branch", "MMSlim", "check_frames", "make_quantizer"]
+__all__ = ["Branch", "MMSlim", "check_frames"]

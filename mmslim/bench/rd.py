@@ -1,0 +1,237 @@
+"""Rate-distortion benchmark: mmSlim against its ablations and classical codecs, same frames.
+
+``mmslim bench rd --data PATH --checkpoint CKPT`` (or :func:`run_rd`) answers the question a radar
+engineer asks: at the same number of bits, does mmSlim keep more of what matters?
+
+- **Frames**: the validation subjects of the checkpoint's split (else the default split).
+- **Methods**: mmSlim through the real file path (:func:`~mmslim.pipeline.compress_maps` with
+  ANS, then :func:`~mmslim.pipeline.decompress_maps`); each ablation found in ``ablations/NAME/``
+  (see :data:`ABLATIONS` and :func:`train_ablations`); every codec of
+  :data:`mmslim.baselines.CODECS` at every setting of its sweep.
+- **Rate**: ``8 len(file)`` over the number of map values (bits per element), and the ratios to
+  float32 and int16; every method pays the same container, side info and framing (see
+  :mod:`mmslim.bench.baselines`).
+- **Distortion**: SSIM (Gaussian 11 x 11, sigma 1.5, data range 1) and PSNR of the normalised maps
+  (the reconstruction normalised with the original's min/max), then the physical metrics of
+  :mod:`mmslim.metrics.radar` (amplitude dB error, CA-CFAR scores, peak error; phase error).
+- **Speed**: encode and decode frames/s of the calls that made and read the files (physical
+  maps to bytes and back; after a one-frame warm-up), on this machine, in this run. Torch uses
+  ``threads`` threads (default 1, like the classical codecs): the figures compare codecs, not
+  parallelism (and more threads than free cores slow torch down many-fold).
+
+Writes ``rd.csv`` (a row per method and setting), ``rd_at_rate.csv`` (curves interpolated at
+mmSlim's rate) and ``rd_{amplitude,phase}.png`` (each distortion against bits per element).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmslim.bench import baselines
+from mmslim.codec.maps import compress_maps, decompress_maps
+from mmslim.config import KINDS
+from mmslim.data.dataset import FrameSet, load_frames, normalize, split_subjects
+from mmslim.data.samples import sample_path
+from mmslim.files import write_csv
+from mmslim.metrics import radar as radar_metrics
+from mmslim.metrics.image import psnr, ssim
+from mmslim.training.checkpoint import load_checkpoint, load_model
+
+# Distortions plotted per kind; higher is better for ssim, psnr and cfar_*, lower for the rest.
+METRICS = {
+    "amplitude": ("ssim", "psnr", "amp_mae_db", "amp_mae_db_target", "cfar_f1", "cfar_precision",
+                  "cfar_recall", "peak_err_doppler_moving", "peak_err_range_moving"),
+    "phase": ("ssim", "psnr", "phase_err", "phase_err_weighted", "phase_err_target"),
+}  # fmt: skip
+
+
+@dataclass
+class Method:
+    """One codec at one setting; maps (N, H, W) in physical units. ``compress`` returns what is
+    sent: bytes of an ``.mmsl`` file, or a classical codec's ``Encoded`` frames; ``len()`` of
+    either is the size of the file in bytes."""
+
+    codec: str
+    family: str  # "mmslim", "ablation" or "classical"
+    setting: str
+    compress: Callable[[np.ndarray, np.ndarray], bytes | baselines.Encoded]
+    decompress: Callable[[bytes | baselines.Encoded], np.ndarray]
+
+
+def model_method(name: str, family: str, model, kind: str) -> Method:
+    def enc(maps, amp):
+        return compress_maps(model, maps, kind, "ans", amp if kind == "phase" else None)
+
+    setting = f"K={model.config.num_codes} mask={model.config.mask}"
+    return Method(name, family, setting, enc, lambda data: decompress_maps(model, data)[0])
+
+
+def classical_methods(codecs=None) -> list[Method]:
+    out = []
+    for codec in codecs or baselines.CODECS.values():
+        for s in codec.settings:
+            enc = lambda maps, amp, c=codec, s=s: baselines.compress(c, s, maps)  # noqa: E731
+            out.append(
+                Method(codec.name, "classical", f"{codec.knob}={s:g}", enc, baselines.decompress)
+            )
+    return out
+
+
+def find_checkpoints(checkpoint) -> dict[str, Path]:
+    """``{kind: path}`` of a checkpoint and its sibling of the other stage, where present."""
+    checkpoint = Path(checkpoint)
+    found = {k: checkpoint.parent / f"{k}.pt" for k in KINDS}
+    found = {k: p for k, p in found.items() if p.is_file()}
+    return {**found, load_checkpoint(checkpoint)["stage"]: checkpoint}
+
+
+def validation_frames(frames: FrameSet, checkpoint=None, limit: int | None = None) -> FrameSet:
+    """The validation subjects' frames (the checkpoint's split, else the default split); with
+    ``limit``, that many frames spread evenly over them."""
+    val = None
+    if checkpoint is not None:
+        val = load_checkpoint(checkpoint).get("split", {}).get("val")
+    if not val or not set(val) <= set(frames.subjects()):
+        val = split_subjects(frames.subjects())[1]
+    frames = frames.of_subjects(val)
+    if limit and limit < len(frames):
+        keep = np.linspace(0, len(frames) - 1, limit).round().astype(int)  # (limit,) spread
+        frames = frames.select(np.unique(keep))
+    return frames
+
+
+def distortion(kind: str, orig: np.ndarray, recon: np.ndarray, amp: np.ndarray) -> dict:
+    """Every distortion of one kind. orig, recon: (N, H, W) physical units; amp: the original
+    amplitude (N, H, W) dB (target region and weights of the phase metrics)."""
+    x01, vmin, vmax = normalize(orig)  # the reconstruction is scaled by the original's range
+    x = torch.from_numpy(x01)[:, None].float()  # (N, 1, H, W)
+    y = torch.from_numpy(normalize(recon, vmin, vmax)[0])[:, None].float()
+    row = {"ssim": float(ssim(x, y)), "psnr": float(psnr(x, y))}
+    if kind == "amplitude":
+        return {**row, **radar_metrics.amplitude_metrics(orig, recon)}
+    return {**row, **radar_metrics.phase_error(orig, recon, amp)}
+
+
+def run_method(method: Method, kind: str, frames: FrameSet) -> dict:
+    """Compress, decompress, measure: one row."""
+    maps, amp = getattr(frames, kind), frames.amplitude
+    method.decompress(method.compress(maps[:1], amp[:1]))  # warm-up: first-call costs untimed
+    t0 = time.perf_counter()
+    data = method.compress(maps, amp)
+    t1 = time.perf_counter()
+    recon = method.decompress(data)
+    t2 = time.perf_counter()
+    bpe = 8 * len(data) / maps.size
+    return {
+        "kind": kind,
+        "codec": method.codec,
+        "family": method.family,
+        "setting": method.setting,
+        "frames": len(maps),
+        "bytes": len(data),
+        "bits_per_element": bpe,
+        "ratio_f32": 32 / bpe,
+        "ratio_i16": 16 / bpe,
+        **distortion(kind, maps, recon, amp),
+        "enc_fps": len(maps) / (t1 - t0),
+        "dec_fps": len(maps) / (t2 - t1),
+    }
+
+
+def run_rd(
+    data=None,
+    checkpoint=None,
+    out=None,
+    frames: int | None = None,
+    ablations=None,
+    kinds: tuple[str, ...] = KINDS,
+    codecs=None,
+    plot: bool = True,
+    progress: bool = False,
+    threads: int = 1,
+) -> list[dict]:
+    """Run the benchmark; returns the rows (dicts) and writes CSVs and plots into ``out``.
+
+    data: folder layout or ``.npz`` (default: the shipped sample). checkpoint: an mmSlim
+    ``amplitude.pt`` or ``phase.pt`` (the other is looked up beside it; ``None``: classical codecs
+    only). ablations: folder of ``NAME/{kind}.pt`` (default ``data_samples/ablations`` if it
+    exists). frames: limit on validation frames. codecs: subset of ``baselines.CODECS`` values.
+    threads: torch threads while it runs.
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows = _run(data, checkpoint, frames, ablations, kinds, codecs, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        write_csv(rows, Path(out) / "rd.csv")
+        write_csv(at_rate(rows), Path(out) / "rd_at_rate.csv")
+        if plot:
+            from mmslim.viz.bench import plot_rd
+
+            plot_rd(rows, out)
+    return rows
+
+
+def _run(data, checkpoint, frames, ablations, kinds, codecs, progress) -> list[dict]:
+    fs = load_frames(data or sample_path("sample.npz"), expected_shape=None)
+    ckpts = find_checkpoints(checkpoint) if checkpoint else {}
+    val = validation_frames(fs, next(iter(ckpts.values()), None), frames)
+    ablations = Path(ablations) if ablations else sample_path("ablations")
+    learned = [("mmslim", "mmslim", ckpts)]
+    if ablations.is_dir():
+        for folder in sorted(p for p in ablations.iterdir() if p.is_dir()):
+            found = {k: folder / f"{k}.pt" for k in KINDS if (folder / f"{k}.pt").is_file()}
+            learned.append((folder.name, "ablation", found))
+    rows = []
+    for kind in kinds:
+        methods = [
+            model_method(name, family, load_model(paths[kind], kind)[0], kind)
+            for name, family, paths in learned
+            if kind in paths
+        ]
+        for method in methods + classical_methods(codecs):
+            rows.append(run_method(method, kind, val))
+            if progress:
+                print(kind, method.codec, method.setting, f"{rows[-1]['bits_per_element']:.3f} bpe")
+    return rows
+
+
+def at_rate(rows: list[dict], reference: str = "mmslim") -> list[dict]:
+    """Each classical curve interpolated linearly in bits per element at the reference's rate
+    (``reached`` False, no metrics, if it does not span it); learned models' rows as they are."""
+    out = []
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        if not (ref := curve(rows, kind, reference)):
+            continue
+        rate = ref[0]["bits_per_element"]
+        for codec in dict.fromkeys(r["codec"] for r in rows if r["kind"] == kind):
+            pts = curve(rows, kind, codec)
+            if pts[0]["family"] != "classical":
+                out.extend({**r, "reached": True} for r in pts)
+                continue
+            x = np.array([r["bits_per_element"] for r in pts])
+            row = {"kind": kind, "codec": codec, "family": "classical", "setting": "interpolated"}
+            row.update(bits_per_element=rate, reached=bool(x[0] <= rate <= x[-1]))
+            for m in METRICS[kind] + ("enc_fps", "dec_fps"):
+                if m in pts[0] and row["reached"]:
+                    row[m] = float(np.interp(rate, x, [r[m] for r in pts]))
+            out.append(row)
+    return out
+
+
+def curve(rows: list[dict], kind: str, codec: str) -> list[dict]:
+    """The rows of one codec and kind, by increasing rate."""
+    pts = [r for r in rows if r["kind"] == kind and r["codec"] == codec]
+    return sorted(pts, key=lambda r: r["bits_per_element"])
+
+
+__all__ = ["METRICS", "at_rate", "curve", "run_rd"]

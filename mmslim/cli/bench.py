@@ -1,0 +1,121 @@
+"""``mmslim bench <target>``: one subcommand per benchmark, each with only its own flags.
+
+Benchmarks print figures; they never pass or fail (speed depends on the machine and its load).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mmslim.config import KINDS, QUANTIZER_BRANCHES
+
+
+def add_parser(sub) -> None:
+    """Add ``bench`` and its targets to the top-level subparsers ``sub``."""
+    bench = sub.add_parser("bench", help="print speed, rate and distortion figures")
+    targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
+
+    s = targets.add_parser("simulate", help="simulator frames/s")
+    s.add_argument("--frames", type=int, default=200, help="frames to simulate (default 200)")
+    s.set_defaults(func=_simulate)
+
+    s = targets.add_parser("train", help="s/step and encode/decode frames/s of both presets")
+    s.set_defaults(func=_train)
+
+    s = targets.add_parser("codec", help="bits/element and speeds of the real codec")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--checkpoint-dir", type=Path, help="folder of amplitude.pt and phase.pt")
+    s.set_defaults(func=_codec)
+
+    s = targets.add_parser("rd", help="rate-distortion against ablations and classical codecs")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--checkpoint", type=Path, help="mmSlim amplitude.pt or phase.pt")
+    s.add_argument("--ablations", type=Path, help="folder of NAME/{amplitude,phase}.pt")
+    s.add_argument("--train-ablations", action="store_true", help="train the ablations first")
+    s.add_argument("--epochs", type=int, help="epochs for --train-ablations")
+    s.add_argument("--frames", type=int, help="use at most this many validation frames")
+    s.add_argument("--kind", choices=[*KINDS, "both"], default="both")
+    s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    s.add_argument("--out", type=Path, default=Path("runs/rd"), help="output folder")
+    s.set_defaults(func=_rd)
+
+    s = targets.add_parser("quantizers", help="every quantizer variant, one budget, compared")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--variants", nargs="+", help="variant names (default: all)")
+    s.add_argument("--branches", choices=QUANTIZER_BRANCHES, default="both")
+    s.add_argument("--epochs", type=int, default=5, help="epochs per variant (default 5)")
+    s.add_argument("--frames-per-sequence", type=int, help="use only the first frames")
+    s.add_argument("--seed", type=int, default=0, help="training seed")
+    s.add_argument("--resume", action="store_true", help="keep finished variants")
+    s.add_argument("--out", type=Path, default=Path("runs/quantizers"), help="output folder")
+    s.set_defaults(func=_quantizers)
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from mmslim.bench.speed import bench_simulate
+    from mmslim.files import print_table
+
+    print_table(bench_simulate(args.frames))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from mmslim.bench.speed import bench_train
+    from mmslim.files import print_table
+
+    print_table(bench_train())
+
+
+def _codec(args: argparse.Namespace) -> None:
+    from mmslim.bench.codec import bench_codec
+    from mmslim.files import print_table
+
+    print_table(bench_codec(args.data, args.checkpoint_dir))
+
+
+def _quantizers(args: argparse.Namespace) -> None:
+    from mmslim.bench.quantizers import COLUMNS, run_quantizer_bench
+    from mmslim.files import print_table
+
+    rows = run_quantizer_bench(
+        args.data,
+        args.out,
+        args.variants,
+        epochs=args.epochs,
+        frames_per_sequence=args.frames_per_sequence,
+        branches=args.branches,
+        seed=args.seed,
+        resume=args.resume,
+    )
+    print_table([{k: r[k] for k in COLUMNS} for r in rows])
+    print(f"\nwrote {args.out}/quantizers.csv and quantizers.png")
+
+
+def _rd(args: argparse.Namespace) -> None:
+    from mmslim.bench import rd
+    from mmslim.bench.ablations import train_ablations
+    from mmslim.data.samples import sample_path
+    from mmslim.files import print_table
+
+    data = args.data or sample_path("sample.npz")
+    checkpoint = args.checkpoint or sample_path("pretrained", "amplitude.pt")
+    ablations = args.ablations or sample_path("ablations")
+    if args.train_ablations:
+        train_ablations(data, ablations, checkpoint, args.epochs, KINDS)
+    kinds = KINDS if args.kind == "both" else (args.kind,)
+    rows = rd.run_rd(
+        data, checkpoint, args.out, args.frames, ablations, kinds, progress=True,
+        threads=args.threads,
+    )  # fmt: skip
+    columns = ("kind", "codec", "setting", "bits_per_element", "ratio_f32", "enc_fps", "dec_fps")
+    for kind in kinds:
+        print(f"\n{kind}: every method and setting")
+        print_table(
+            [{k: r[k] for k in (*columns, *rd.METRICS[kind])} for r in rows if r["kind"] == kind]
+        )
+    summary = rd.at_rate(rows)
+    for kind in kinds:
+        print(f"\n{kind}: at mmSlim's rate (classical curves interpolated; '' = not reached)")
+        keys = ("codec", "bits_per_element", *rd.METRICS[kind], "enc_fps", "dec_fps")
+        print_table([{k: r.get(k, "") for k in keys} for r in summary if r["kind"] == kind])
+    print(f"\nwrote {args.out}/rd.csv, rd_at_rate.csv and rd_<kind>.png")

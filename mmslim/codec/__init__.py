@@ -1,0 +1,34 @@
+"""Where bytes are made: the entropy prior, the coders, frames, the file container, rates.
+
+Read in this order: :mod:`~mmslim.codec.prior` (the per-branch index counts the model carries),
+:mod:`~mmslim.codec.ans` and :mod:`~mmslim.codec.prefix` (ANS, Huffman and fixed-length coders),
+:mod:`~mmslim.codec.frames` (one frame's two index grids <-> a byte string),
+:mod:`~mmslim.codec.container` (the ``.mmsl`` file: header, side info, frames, checksum),
+:mod:`~mmslim.codec.rate` (every byte accounted for) and :mod:`~mmslim.codec.maps` (maps in
+physical units <-> a file, through a model). The model never writes bytes itself.
+"""
+
+from mmslim.codec.container import DecodedFile, Header, decode_file, encode_file, read_header
+from mmslim.codec.frames import BitstreamError, FrameCoder, decode_frames, encode_frames
+from mmslim.codec.maps import compress_maps, decompress_maps, encode_maps, fit_prior
+from mmslim.codec.prior import IndexPrior
+from mmslim.codec.rate import RateReport, rate_report
+
+__all__ = [
+    "BitstreamError",
+    "DecodedFile",
+    "FrameCoder",
+    "Header",
+    "IndexPrior",
+    "RateReport",
+    "compress_maps",
+    "decode_file",
+    "decode_frames",
+    "decompress_maps",
+    "encode_file",
+    "encode_frames",
+    "encode_maps",
+    "fit_prior",
+    "rate_report",
+    "read_header",
+]

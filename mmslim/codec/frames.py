@@ -1,0 +1,133 @@
+"""Frame strings: one frame's two index grids to bytes and back, in one of three modes.
+
+- ``"ans"``     ANS against the model's :class:`~mmslim.codec.prior.IndexPrior` (near the ideal
+                cross-entropy; :mod:`mmslim.codec.ans`),
+- ``"huffman"`` the paper's coder: a canonical Huffman table per frame, sent in the frame and so
+                counted in the rate (:mod:`mmslim.codec.prefix`),
+- ``"fixed"``   every index in ceil(log2 K) bits (9 for K = 512), the honest baseline.
+
+Byte layouts::
+
+    fixed    bits of hi then lo, ceil(log2 K) bits per index, MSB first, zero-padded to a byte
+    huffman  Huffman table of hi, table of lo (see mmslim.codec.prefix), then the codewords of
+             hi then lo, MSB first, zero-padded to a byte
+    ans      one ANS stream (little-endian uint32 words) holding hi then lo, each coded with its
+             branch's probabilities from the prior
+
+A frame string carries no checksum of its own: ``decode_frames`` checks its structure but cannot
+detect all corruption (the file's CRC does, :mod:`mmslim.codec.container`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mmslim.codec import prefix
+from mmslim.codec.ans import ans_decode_segments, ans_encode_segments, categorical_model
+from mmslim.codec.prior import IndexPrior, check_indices
+from mmslim.config import BRANCHES, CODING_MODES, MAX_CODES
+
+MAX_INDICES_PER_FRAME = 1 << 20  # bounds memory when a hostile header claims huge grids
+
+
+class BitstreamError(ValueError):
+    """The one exception raised for any stream that cannot be decoded."""
+
+
+def encode_frames(indices_hi, indices_lo, mode="ans", prior=None, num_codes=None) -> list[bytes]:
+    """indices_hi: (N, h1, w1), indices_lo: (N, h2, w2) int in [0, K) -> N frame strings.
+
+    prior: the model's IndexPrior (needed for "ans"); num_codes: K when no prior is given.
+    """
+    indices_hi, indices_lo = np.asarray(indices_hi), np.asarray(indices_lo)
+    if indices_hi.ndim != 3 or indices_lo.ndim != 3 or len(indices_hi) != len(indices_lo):
+        raise ValueError(f"need (N, h, w) grids, got {indices_hi.shape} and {indices_lo.shape}")
+    coder = FrameCoder(mode, prior, num_codes)
+    return [coder.encode(hi, lo) for hi, lo in zip(indices_hi, indices_lo, strict=True)]
+
+
+def decode_frames(strings, shape_hi, shape_lo, mode="ans", prior=None, num_codes=None):
+    """N frame strings -> (indices_hi (N, h1, w1) int64, indices_lo (N, h2, w2) int64).
+
+    Raises BitstreamError naming the first frame that cannot be decoded.
+    """
+    coder = FrameCoder(mode, prior, num_codes)
+    shape_hi, shape_lo = tuple(shape_hi), tuple(shape_lo)
+    his, los = [np.zeros((0, *shape_hi), np.int64)], [np.zeros((0, *shape_lo), np.int64)]
+    for frame, string in enumerate(strings):
+        try:
+            hi, lo = coder.decode(bytes(string), shape_hi, shape_lo)  # (h1, w1), (h2, w2)
+        except ValueError as error:  # entropy/huffman/constriction reject malformed data so
+            raise BitstreamError(f"frame {frame}: bad {mode} data: {error}") from error
+        his.append(hi[None])
+        los.append(lo[None])
+    return np.concatenate(his), np.concatenate(los)  # (N, h1, w1), (N, h2, w2)
+
+
+class FrameCoder:
+    """Codes one frame's (hi, lo) index grids to a byte string ("frame string") and back.
+
+    mode: "ans" (against ``prior``), "huffman" (tables sent in the string) or "fixed"
+        (ceil(log2 K) bits per index). Byte layouts: see the module doc.
+    prior: needed for "ans", optional otherwise; num_codes: K when no prior is given.
+    Build one per stream: the ANS models are quantised once here, identically on both sides.
+    """
+
+    def __init__(self, mode: str, prior: IndexPrior | None = None, num_codes: int | None = None):
+        if mode not in CODING_MODES:
+            raise ValueError(f"mode must be one of {CODING_MODES}, got {mode!r}")
+        if prior is not None:
+            if num_codes is not None and num_codes != prior.num_codes:
+                raise ValueError(f"num_codes={num_codes} but the prior has K={prior.num_codes}")
+            num_codes = prior.num_codes
+        if num_codes is None or not 2 <= num_codes <= MAX_CODES:
+            raise ValueError(f"need K in [2, {MAX_CODES}] from a prior or num_codes")
+        if mode == "ans" and (prior is None or not prior.is_fitted):
+            raise ValueError(
+                "ANS coding needs the model's fitted entropy prior; fit it with "
+                "mmslim.codec.fit_prior (or `mmslim prior --checkpoint CKPT --data DATA`)"
+            )
+        self.mode, self.num_codes = mode, num_codes
+        self.fixed = prefix.fixed_lengths(num_codes)  # (K,) all ceil(log2 K)
+        if mode == "ans":
+            self.models = [categorical_model(prior.probs(branch)) for branch in BRANCHES]
+
+    def encode(self, hi: np.ndarray, lo: np.ndarray) -> bytes:
+        """hi: (h1, w1), lo: (h2, w2) int in [0, K) -> frame string."""
+        hi = check_indices(hi, self.num_codes, "indices_hi").reshape(-1)  # (h1*w1,)
+        lo = check_indices(lo, self.num_codes, "indices_lo").reshape(-1)  # (h2*w2,)
+        if self.mode == "ans":
+            return ans_encode_segments([(hi, self.models[0]), (lo, self.models[1])])
+        if self.mode == "fixed":
+            return prefix.encode_segments([(hi, self.fixed), (lo, self.fixed)])
+        return prefix.encode_with_tables([hi, lo], self.num_codes)
+
+    def decode(self, data: bytes, shape_hi, shape_lo) -> tuple[np.ndarray, np.ndarray]:
+        """Frame string -> (hi (h1, w1) int64, lo (h2, w2) int64) in [0, K).
+
+        Raises ValueError on malformed data (``decode_frames`` reports it as BitstreamError).
+        """
+        n_hi, n_lo = math.prod(shape_hi), math.prod(shape_lo)
+        if n_hi + n_lo > MAX_INDICES_PER_FRAME:
+            raise ValueError(f"a frame of {n_hi + n_lo} indices exceeds the sanity limit")
+        if self.mode == "ans":
+            hi, lo = ans_decode_segments(data, [(self.models[0], n_hi), (self.models[1], n_lo)])
+        elif self.mode == "fixed":
+            hi, lo = prefix.decode_segments(data, [(self.fixed, n_hi), (self.fixed, n_lo)])
+        else:
+            hi, lo = prefix.decode_with_tables(data, [n_hi, n_lo], self.num_codes)
+        for x in (hi, lo):
+            if x.size and (x.min() < 0 or x.max() >= self.num_codes):
+                raise ValueError(f"decoded index out of range [0, {self.num_codes})")
+        return hi.reshape(shape_hi), lo.reshape(shape_lo)  # (h1, w1), (h2, w2)
+
+
+__all__ = [
+    "BitstreamError",
+    "FrameCoder",
+    "MAX_INDICES_PER_FRAME",
+    "decode_frames",
+    "encode_frames",
+]

@@ -1,0 +1,84 @@
+"""The `mmslim` command line, end to end on a tiny simulated set."""
+
+import numpy as np
+import pytest
+import torch
+
+from mmslim.cli.main import main
+from mmslim.data.dataset import load_frames
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Three walkers x 1 sequence x 3 frames in the original folder layout."""
+    out = tmp_path_factory.mktemp("sim") / "data"
+    assert main(["simulate", "--out", str(out), "--subjects", "3", "--sequences", "1",
+                 "--frames", "3", "--seed", "5"]) == 0  # fmt: skip
+    return out
+
+
+def test_simulate_writes_the_layout_and_it_loads(tiny):
+    assert len(list((tiny / "amplitude").glob("*pc_ti_kinect_key*.npy"))) == 9
+    frames = load_frames(tiny)
+    assert frames.amplitude.shape == (9, 224, 64)
+    assert frames.subjects() == ["subj00", "subj01", "subj02"]
+
+
+def test_simulate_bundle_matches_folder(tiny, tmp_path):
+    bundle = tmp_path / "s.npz"
+    argv = ["simulate", "--out", str(bundle), "--subjects", "3", "--sequences", "1"]
+    assert main([*argv, "--frames", "3", "--seed", "5"]) == 0
+    a, b = load_frames(tiny), load_frames(bundle)
+    np.testing.assert_allclose(b.amplitude, a.amplitude, atol=0.06)  # float16 in the bundle
+
+
+def test_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert torch.__version__ in out and "device" in out
+
+
+def test_train_compress_inspect_decompress(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["--data", str(tiny), "--out", str(run), "--epochs", "1", "--batch-size", "4"]
+    assert main(["train", "--stage", "amplitude", *common]) == 0
+    argv = [
+        "train",
+        "--stage",
+        "phase",
+        *common,
+        "--amplitude-checkpoint",
+        str(run / "amplitude.pt"),
+    ]
+    assert main(argv) == 0
+    for kind in ("amplitude", "phase"):
+        mmsl, npy = tmp_path / f"{kind}.mmsl", tmp_path / f"{kind}.npy"
+        assert (
+            main(["compress", str(tiny), str(mmsl), "--checkpoint", str(run / f"{kind}.pt")]) == 0
+        )
+        assert main(["inspect", str(mmsl)]) == 0
+        text = capsys.readouterr().out
+        assert f"{kind}, ans" in text and "frames        9 of 224 x 64" in text
+        bpe = float(text.split("bits/element  ")[1].split()[0])
+        assert bpe == pytest.approx(mmsl.stat().st_size * 8 / (9 * 224 * 64), abs=5e-5)  # 4 d.p.
+        assert (
+            main(["decompress", str(mmsl), str(npy), "--checkpoint", str(run / f"{kind}.pt")]) == 0
+        )
+        assert np.load(npy).shape == (9, 224, 64)
+    # a file decoded with the other stage's model is refused, with a message and exit code 1
+    capsys.readouterr()
+    wrong = ["decompress", str(tmp_path / "phase.mmsl"), str(tmp_path / "x.npy")]
+    assert main([*wrong, "--checkpoint", str(run / "amplitude.pt")]) == 1
+    assert "matching checkpoint" in capsys.readouterr().err
+
+
+def test_errors_are_messages_not_tracebacks(tiny, tmp_path, capsys):
+    argv = ["train", "--stage", "phase", "--data", str(tiny), "--out", str(tmp_path)]
+    assert main(argv) == 1
+    assert "--stage amplitude" in capsys.readouterr().err
+    (tmp_path / "junk.mmsl").write_bytes(b"MMSL" + bytes(40))
+    assert main(["inspect", str(tmp_path / "junk.mmsl")]) == 1
+    assert "error" in capsys.readouterr().err
+    assert main(["train", "--stage", "amplitude", "--data", str(tmp_path / "none"),
+                 "--out", str(tmp_path)]) == 1  # fmt: skip
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,375 @@
+"""The index coders (mmslim.codec.ans, .prefix), the prior and the file container."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmslim.bench.codec import benchmark_entropy, zipf_probs
+from mmslim.codec import (
+    BitstreamError,
+    decode_file,
+    decode_frames,
+    encode_file,
+    encode_frames,
+    rate_report,
+    read_header,
+)
+from mmslim.codec import prefix as huffman
+from mmslim.codec.ans import ans_decode, ans_encode
+from mmslim.codec.prior import IndexPrior
+
+K = 512
+SHAPE_HI, SHAPE_LO = (56, 16), (14, 4)  # a 224 × 64 map
+FINGERPRINT = bytes(range(8))
+MODES = ("ans", "huffman", "fixed")
+
+
+def skewed_frames(n_frames, seed=0, num_codes=K, shape_hi=SHAPE_HI, shape_lo=SHAPE_LO):
+    """(hi (N, h1, w1), lo (N, h2, w2), side (N, 2)) drawn from fixed Zipf-skewed laws."""
+    laws = np.random.default_rng(1234)  # same laws for every call, so priors transfer
+    p_hi, p_lo = zipf_probs(laws, num_codes), zipf_probs(laws, num_codes)
+    rng = np.random.default_rng(seed)
+    hi = rng.choice(num_codes, size=(n_frames, *shape_hi), p=p_hi)
+    lo = rng.choice(num_codes, size=(n_frames, *shape_lo), p=p_lo)
+    side = np.sort(rng.normal(20.0, 30.0, size=(n_frames, 2)), axis=1).astype(np.float32)
+    return hi, lo, side
+
+
+@pytest.fixture(scope="module")
+def prior():
+    hi, lo, _ = skewed_frames(500, seed=99)
+    return IndexPrior(K).update(hi, lo)
+
+
+def reseal(data: bytes) -> bytes:
+    """Recompute the trailing CRC so that corruption reaches the parser and the decoders."""
+    body = data[:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+# ---------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n_frames", [1, 7])
+def test_file_round_trip_is_exact(prior, mode, n_frames):
+    hi, lo, side = skewed_frames(n_frames, seed=n_frames)
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", mode)
+    decoded = decode_file(data, prior, FINGERPRINT)
+    np.testing.assert_array_equal(decoded.indices_hi, hi)
+    np.testing.assert_array_equal(decoded.indices_lo, lo)
+    np.testing.assert_array_equal(decoded.side, side)  # float32 side info is lossless
+    assert decoded.indices_hi.dtype == np.int64 and decoded.side.dtype == np.float32
+    assert (decoded.kind, decoded.mode) == ("amplitude", mode)
+    header = decoded.header
+    assert (header.num_frames, header.num_codes) == (n_frames, K)
+    assert (header.shape_hi, header.shape_lo) == (SHAPE_HI, SHAPE_LO)
+    assert header.file_bytes == len(data) and header.fingerprint == FINGERPRINT
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_frame_strings_round_trip(prior, mode):
+    hi, lo, _ = skewed_frames(5)
+    strings = encode_frames(hi, lo, mode, prior)
+    assert len(strings) == 5 and all(isinstance(s, bytes) for s in strings)
+    hi_back, lo_back = decode_frames(strings, SHAPE_HI, SHAPE_LO, mode, prior)
+    np.testing.assert_array_equal(hi_back, hi)
+    np.testing.assert_array_equal(lo_back, lo)
+
+
+@pytest.mark.parametrize("mode", ["huffman", "fixed"])
+def test_prior_free_modes_need_only_k(mode):
+    hi, lo, side = skewed_frames(3, num_codes=37, shape_hi=(5, 3), shape_lo=(2, 1))
+    data = encode_file(hi, lo, side, None, FINGERPRINT, "phase", mode, num_codes=37)
+    decoded = decode_file(data, None, FINGERPRINT)
+    np.testing.assert_array_equal(decoded.indices_hi, hi)
+    np.testing.assert_array_equal(decoded.indices_lo, lo)
+
+
+def test_zero_frames_round_trip(prior):
+    hi, lo = np.zeros((0, *SHAPE_HI), int), np.zeros((0, *SHAPE_LO), int)
+    data = encode_file(hi, lo, np.zeros((0, 2)), prior, FINGERPRINT, "phase")
+    decoded = decode_file(data, prior, FINGERPRINT)
+    assert decoded.indices_hi.shape == (0, *SHAPE_HI) and decoded.side.shape == (0, 2)
+
+
+def test_float16_side_info_error_is_small(prior):
+    hi, lo, side = skewed_frames(4)
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", side_dtype="float16")
+    decoded = decode_file(data, prior, FINGERPRINT)
+    assert decoded.header.side_dtype == "float16"
+    np.testing.assert_allclose(decoded.side, side, rtol=2**-11)
+    with pytest.raises(ValueError, match="finite"):  # float16 overflows above 65504
+        encode_file(hi, lo, side * 1e4, prior, FINGERPRINT, "amplitude", side_dtype="float16")
+
+
+def test_zero_frequency_indices_are_codable():
+    hi, lo, side = skewed_frames(50, num_codes=K)
+    used = np.isin(np.arange(K), hi)
+    prior = IndexPrior(K).update(hi % 256, lo % 256)  # codes 256..511 never seen in training
+    assert (prior.counts_hi[256:] == 1).all() and used[256:].any()
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", "ans")
+    np.testing.assert_array_equal(decode_file(data, prior, FINGERPRINT).indices_hi, hi)
+    # the bare ANS functions accept a probability table with exact zeros as well
+    probs = np.zeros(K)
+    probs[:4] = 0.25
+    indices = np.array([0, 1, 511, 3, 300])
+    np.testing.assert_array_equal(ans_decode(ans_encode(indices, probs), probs, 5), indices)
+
+
+def test_empty_or_trailing_ans_data_is_refused(prior):
+    (string,) = encode_frames(*skewed_frames(1)[:2], "ans", prior)
+    for bad in (b"", string + b"\1\0\0\0", string[:-4]):
+        with pytest.raises(BitstreamError, match="frame 0"):
+            decode_frames([bad], SHAPE_HI, SHAPE_LO, "ans", prior)
+
+
+def test_out_of_range_indices_are_refused(prior):
+    hi, lo, side = skewed_frames(1)
+    hi[0, 0, 0] = K
+    with pytest.raises(ValueError, match=r"\[0, 512\)"):
+        encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude")
+
+
+# ---------------------------------------------------------------- rate accounting
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reported_bits_are_the_file_bits(prior, mode):
+    hi, lo, side = skewed_frames(6)
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", mode)
+    n_elements = 6 * 224 * 64
+    report = rate_report(data, n_elements, prior, FINGERPRINT)
+    assert report.file_bits == len(data) * 8
+    assert report.bits_per_element == len(data) * 8 / n_elements
+    assert report.ratio_vs_float32 == pytest.approx(32 / report.bits_per_element)
+    assert report.ratio_vs_int16 == pytest.approx(16 / report.bits_per_element)
+    parts = report.header_bytes + report.side_bytes + report.framing_bytes + report.payload_bytes
+    assert parts == len(data)
+    assert report.num_indices == 6 * (56 * 16 + 14 * 4)
+    assert report.fixed_bits_per_element == pytest.approx(9 * report.num_indices / n_elements)
+    assert report.paper_ratio == pytest.approx(224 * 64 / 952)
+
+
+def test_ans_is_within_one_percent_of_the_ideal(prior):
+    n_frames = 300
+    hi, lo, side = skewed_frames(n_frames, seed=5)
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", "ans")
+    ideal_bits = prior.cross_entropy_bits(hi, "hi") + prior.cross_entropy_bits(lo, "lo")
+    report = rate_report(data, n_frames * 224 * 64, prior, FINGERPRINT)
+    fixed_overhead_bits = 8 * (report.header_bytes + report.side_bytes + report.framing_bytes)
+    assert report.ideal_bits_per_element * report.num_elements == pytest.approx(ideal_bits)
+    assert len(data) * 8 <= 1.01 * ideal_bits + fixed_overhead_bits
+    assert 8 * report.payload_bytes >= ideal_bits - 32 * n_frames  # no coder beats the model
+    # the prior-free coders are far from it on this data: fixed is 9 bits, Huffman pays tables
+    huff = rate_report(encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", "huffman"), 1)
+    assert 8 * report.payload_bytes < 0.85 * 8 * huff.payload_bytes
+
+
+def test_huffman_tables_are_counted_in_the_frame():
+    rng = np.random.default_rng(0)
+    hi = rng.choice(K, size=(1, 56, 16), p=zipf_probs(rng, K))
+    lo = rng.choice(K, size=(1, 14, 4), p=zipf_probs(rng, K))
+    (string,) = encode_frames(hi, lo, "huffman", num_codes=K)
+    tables = [huffman.code_lengths(np.bincount(x.reshape(-1), minlength=K)) for x in (hi, lo)]
+    table_bytes = sum(len(huffman.encode_table(t)) for t in tables)
+    code_bits = sum(int(t[x.reshape(-1)].sum()) for t, x in zip(tables, (hi, lo), strict=True))
+    assert len(string) == table_bytes + math.ceil(code_bits / 8)
+    assert table_bytes >= 2 * K // 8  # at least the two presence bitmaps
+
+
+# ---------------------------------------------------------------- Huffman internals
+
+
+def test_huffman_code_lengths_are_complete_and_limited():
+    fibonacci = [1, 1]
+    while len(fibonacci) < 30:
+        fibonacci.append(fibonacci[-1] + fibonacci[-2])  # the deepest possible Huffman tree
+    freqs = np.zeros(64, dtype=np.int64)
+    freqs[:30] = fibonacci
+    lengths = huffman.code_lengths(freqs)
+    assert lengths.max() <= huffman.MAX_CODE_LENGTH and (lengths[30:] == 0).all()
+    assert np.sum(2.0 ** -lengths[:30]) <= 1.0
+    unlimited = huffman.code_lengths(freqs, max_length=40)
+    assert unlimited.max() == 29 and np.sum(2.0 ** -unlimited[:30]) == 1.0  # complete code
+    assert list(huffman.code_lengths(np.array([0, 5, 0]))) == [0, 1, 0]  # one symbol: 1 bit
+
+
+def test_huffman_table_round_trip_and_validation():
+    lengths = huffman.code_lengths(np.array([5, 0, 3, 3, 1, 0, 0, 9, 2]))
+    table = huffman.encode_table(lengths)
+    parsed, offset = huffman.decode_table(table + b"tail", 0, lengths.size)
+    np.testing.assert_array_equal(parsed, lengths)
+    assert offset == len(table)
+    over = huffman.encode_table(np.array([1, 1, 1, 0, 0, 0, 0, 0, 0]))  # Kraft sum 1.5
+    with pytest.raises(ValueError, match="over-subscribed"):
+        huffman.decode_table(over, 0, 9)
+
+
+def test_huffman_rejects_undecodable_bits():
+    lengths = np.array([1, 2, 0, 0])  # codes "0" and "10"; "11" is not a codeword
+    with pytest.raises(ValueError, match="invalid Huffman codeword"):
+        huffman.decode_segments(b"\xc0", [(lengths, 1)])
+    with pytest.raises(ValueError, match="ends"):
+        huffman.decode_segments(b"\x00", [(lengths, 9)])
+    with pytest.raises(ValueError, match="padding"):
+        huffman.decode_segments(b"\x01", [(lengths, 1)])
+
+
+# ---------------------------------------------------------------- the prior
+
+
+def test_prior_travels_in_a_weights_only_state_dict(prior):
+    buffer = io.BytesIO()
+    torch.save(prior.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = IndexPrior(K)
+    assert not loaded.is_fitted
+    loaded.load_state_dict(torch.load(buffer, weights_only=True))
+    assert loaded.is_fitted
+    torch.testing.assert_close(loaded.counts_hi, prior.counts_hi, rtol=0, atol=0)
+    np.testing.assert_array_equal(loaded.probs("lo"), prior.probs("lo"))
+
+
+def test_prior_refuses_counts_that_leave_a_code_uncodable():
+    with pytest.raises(ValueError, match="smoothing"):
+        IndexPrior(4).update(np.array([0]), np.array([1]), smoothing=0)
+    with pytest.raises(ValueError, match="zero counts"):
+        IndexPrior(2).set_counts(np.array([3, 0]), np.array([1, 1]))
+
+
+def test_cross_entropy_bits_is_the_ideal_code_length():
+    prior = IndexPrior(2).set_counts(np.array([3, 1]), np.array([1, 1]))
+    assert prior.cross_entropy_bits(np.array([0, 1, 1]), "hi") == pytest.approx(
+        -math.log2(0.75) + 2 * 2
+    )
+
+
+# ---------------------------------------------------------------- refusing bad streams
+
+
+def test_other_model_is_refused(prior):
+    hi, lo, side = skewed_frames(2)
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude")
+    with pytest.raises(BitstreamError, match="made by model 0001020304050607"):
+        decode_file(data, prior, b"\xff" * 8)
+    decode_file(data, prior, None)  # an explicit opt-out, e.g. for rate reports
+
+
+def test_newer_version_is_refused(prior):
+    hi, lo, side = skewed_frames(1)
+    data = bytearray(encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude"))
+    data[4] = 2
+    for stream in (bytes(data), reseal(bytes(data))):
+        with pytest.raises(BitstreamError, match="upgrade mmslim"):
+            read_header(stream)
+
+
+def test_ans_file_needs_the_matching_prior(prior):
+    hi, lo, side = skewed_frames(1)
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude")
+    with pytest.raises(BitstreamError, match="fitted prior"):
+        decode_file(data, None, FINGERPRINT)
+    with pytest.raises(BitstreamError, match="fitted prior"):
+        decode_file(data, IndexPrior(K), FINGERPRINT)
+    small = IndexPrior(16).set_counts(np.ones(16, np.int64), np.ones(16, np.int64))
+    with pytest.raises(BitstreamError, match="K=512"):
+        decode_file(data, small, FINGERPRINT)
+
+
+def _small_file(prior16: IndexPrior, mode: str) -> bytes:
+    """A 3-frame file with small grids, so that fuzzing reaches every field quickly."""
+    hi, lo, side = skewed_frames(3, num_codes=16, shape_hi=(6, 4), shape_lo=(2, 1))
+    return encode_file(hi, lo, side, prior16, FINGERPRINT, "phase", mode)
+
+
+PRIOR16 = IndexPrior(16).update(
+    *skewed_frames(20, num_codes=16, shape_hi=(6, 4), shape_lo=(2, 1))[:2]
+)
+VALID = {mode: _small_file(PRIOR16, mode) for mode in MODES}
+FUZZ = settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _decodes_cleanly_or_refuses(data: bytes) -> None:
+    """Either BitstreamError, or a decode whose indices have the header's shapes and are < K."""
+    try:
+        decoded = decode_file(data, PRIOR16, FINGERPRINT)
+    except BitstreamError as error:
+        assert str(error)
+        return
+    header = decoded.header
+    assert decoded.indices_hi.shape == (header.num_frames, *header.shape_hi)
+    assert decoded.indices_lo.shape == (header.num_frames, *header.shape_lo)
+    for x in (decoded.indices_hi, decoded.indices_lo):
+        assert x.size == 0 or (0 <= x.min() and x.max() < header.num_codes)
+
+
+@FUZZ
+@given(mode=st.sampled_from(MODES), data=st.data())
+def test_truncated_streams_are_refused(mode, data):
+    valid = VALID[mode]
+    cut = data.draw(st.integers(0, len(valid) - 1))
+    with pytest.raises(BitstreamError):
+        decode_file(valid[:cut], PRIOR16, FINGERPRINT)
+
+
+@FUZZ
+@given(mode=st.sampled_from(MODES), data=st.data())
+def test_bit_flipped_streams_are_refused(mode, data):
+    valid = bytearray(VALID[mode])
+    for bit in data.draw(st.lists(st.integers(0, 8 * len(valid) - 1), min_size=1, max_size=3)):
+        valid[bit // 8] ^= 1 << (bit % 8)
+    if bytes(valid) == VALID[mode]:  # flips cancelled out
+        return
+    with pytest.raises(BitstreamError):
+        decode_file(bytes(valid), PRIOR16, FINGERPRINT)
+
+
+@FUZZ
+@given(blob=st.binary(max_size=400), keep_magic=st.booleans())
+def test_random_streams_are_refused(blob, keep_magic):
+    if keep_magic:  # get past the magic and version checks, and sometimes the CRC too
+        blob = reseal(b"MMSL\x01" + blob + b"\0\0\0\0")
+    with pytest.raises(BitstreamError):
+        read_header(blob)
+    _decodes_cleanly_or_refuses(blob)
+
+
+@FUZZ
+@given(mode=st.sampled_from(MODES), data=st.data())
+def test_corruption_behind_a_valid_checksum_never_escapes(mode, data):
+    """With the CRC recomputed, corruption reaches every length field and every decoder."""
+    valid = bytearray(VALID[mode])
+    start = data.draw(st.integers(5, len(valid) - 5))  # past magic and version
+    junk = data.draw(st.binary(min_size=1, max_size=6))
+    valid[start : start + len(junk)] = junk
+    if data.draw(st.booleans()):
+        del valid[data.draw(st.integers(5, len(valid) - 5)) :]
+        valid += b"\0\0\0\0"
+    _decodes_cleanly_or_refuses(reseal(bytes(valid)))
+
+
+@FUZZ
+@given(mode=st.sampled_from(MODES), strings=st.lists(st.binary(max_size=60), max_size=3))
+def test_random_frame_strings_raise_only_bitstream_error(mode, strings):
+    try:
+        hi, lo = decode_frames(strings, (6, 4), (2, 1), mode, PRIOR16)
+    except BitstreamError:
+        return
+    assert hi.shape == (len(strings), 6, 4) and (hi < 16).all() and (lo < 16).all()
+
+
+def test_benchmark_runs():
+    result = benchmark_entropy(n_frames=4)
+    assert set(result) == {"ans", "huffman", "fixed", "ideal_bits_per_index"}
+    assert result["fixed"]["bits_per_index"] == 9.0
+    assert result["ans"]["bits_per_index"] < result["huffman"]["bits_per_index"]
