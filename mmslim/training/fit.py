@@ -32,7 +32,7 @@ from mmslim.config import STAGES, ModelConfig, TrainConfig
 from mmslim.data.dataset import FrameSet, RadarFrames, load_frames, split_subjects
 from mmslim.files import write_csv
 from mmslim.nn import MMSlim
-from mmslim.nn.losses import stage_loss
+from mmslim.nn.losses import LossContext, stage_loss
 from mmslim.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mmslim.training.device import resolve_device
 from mmslim.training.evaluate import evaluate
@@ -128,10 +128,10 @@ def train(
         )
         total, n = 0.0, 0
         for batch in loader:
-            x, src = _inputs(batch, stage, dev)
+            x, src, context = _inputs(batch, stage, dev)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = model(x, mask_source=src)
-            loss = stage_loss(x, out, tcfg.ssim_window)
+                out = model(x, mask_source=src, estimate_rate=tcfg.rate_weight > 0)
+            loss = stage_loss(x, out, tcfg, context)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -140,7 +140,7 @@ def train(
             bar.set_postfix(loss=f"{total / n:.4f}")
         row = {"epoch": epoch, "train_loss": total / n, "seconds": time.perf_counter() - t0}
         if epoch % tcfg.val_every == 0 or epoch == tcfg.epochs:
-            metrics = evaluate(model, val_set, stage, tcfg.ssim_window, tcfg.batch_size)
+            metrics = evaluate(model, val_set, stage, tcfg, tcfg.batch_size)
             scheduler.step(metrics["loss"])
             row.update({f"val_{k}": v for k, v in metrics.items()})
             bar.set_postfix(loss=f"{total / n:.4f}", val_ssim=f"{metrics['ssim']:.3f}")
@@ -195,10 +195,14 @@ def _save(path, stage, mcfg, tcfg, model, optimizer, scheduler, history, split) 
     )
 
 
-def _inputs(batch: dict, stage: str, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(map to compress, map the mask is computed from), each (B, 1, H, W) on ``dev``."""
+def _inputs(batch: dict, stage: str, dev: torch.device):
+    """(map to compress, map the mask is computed from), each (B, 1, H, W) on ``dev``, and the
+    :class:`~mmslim.nn.losses.LossContext` the radar objective needs."""
     amp = batch["amplitude"].to(dev)
-    return (amp if stage == "amplitude" else batch["phase"].to(dev)), amp
+    x = amp if stage == "amplitude" else batch["phase"].to(dev)
+    amp_range = batch["amp_range"].to(dev)
+    x_range = amp_range if stage == "amplitude" else batch["phase_range"].to(dev)
+    return x, amp, LossContext(amp, amp_range, x_range, stage)
 
 
 def _previous_run(ckpt_file: Path, stage: str, resume: bool, overwrite: bool) -> dict | None:

@@ -40,7 +40,7 @@ def model():
     torch.manual_seed(0)
     m = MMSlim(TINY)
     with torch.no_grad():  # a MaskNet whose mask is far from flat, so the splits differ
-        m.mask_net.net[-3].weight.mul_(20)
+        m.mask_net.net[-2].weight.mul_(20)  # the last conv: its logits spread
     return m.eval()
 
 

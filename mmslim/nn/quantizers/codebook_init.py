@@ -25,7 +25,9 @@ import math
 
 import torch
 
-INITS = ("uniform", "kmeans", "rd_gaussian")
+from mmslim.config import CODEBOOK_INITS
+
+INITS = CODEBOOK_INITS  # the names, defined once in mmslim.config
 
 
 def uniform_codebook(num_codes: int, code_dim: int) -> torch.Tensor:

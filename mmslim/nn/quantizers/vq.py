@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmslim.config import VQ_GRADIENTS
 from mmslim.nn.quantizers import codebook_updates as updates
 from mmslim.nn.quantizers.codebook_init import INITS, init_codebook
 
-GRADIENTS = ("ste", "rotation")  # VectorQuantizer(gradient=...)
+GRADIENTS = VQ_GRADIENTS  # VectorQuantizer(gradient=...); names defined in mmslim.config
 
 
 def straight_through(z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:

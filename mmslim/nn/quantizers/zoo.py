@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mmslim.config import QUANTIZER_BRANCHES, ModelConfig
+from mmslim.config import QUANTIZER_BRANCHES, QUANTIZER_FAMILIES, ModelConfig
 from mmslim.nn.quantizers.fsq import FSQ, default_levels
 from mmslim.nn.quantizers.gumbel import GumbelQuantizer, SoftQuantizer
 from mmslim.nn.quantizers.library import LibraryVQ
@@ -113,6 +113,7 @@ QUANTIZERS: dict[str, Callable[[ModelConfig, str], Quantizer]] = {
     "soft": _soft,
     "vqp": _vqp,
 }
+assert tuple(QUANTIZERS) == QUANTIZER_FAMILIES, "register each family in mmslim.config too"
 
 
 def build_quantizer(config: ModelConfig, branch: str = "hi") -> Quantizer:
