@@ -36,6 +36,11 @@ def add_parser(sub) -> None:
     s.add_argument("--epochs", type=int, help="epochs for --train-ablations")
     s.add_argument("--frames", type=int, help="use at most this many validation frames")
     s.add_argument("--kind", choices=[*KINDS, "both"], default="both")
+    s.add_argument(
+        "--scenario", choices=["held-out", "lab77", "both"], default="both",
+        help="held-out walkers of --data, frames of another simulated set-up, or both",
+    )  # fmt: skip
+    s.add_argument("--operating-points", type=Path, help="folder of NAME/{amplitude,phase}.pt")
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.add_argument("--out", type=Path, default=Path("runs/rd"), help="output folder")
     s.set_defaults(func=_rd)
@@ -103,19 +108,22 @@ def _rd(args: argparse.Namespace) -> None:
     if args.train_ablations:
         train_ablations(data, ablations, checkpoint, args.epochs, KINDS)
     kinds = KINDS if args.kind == "both" else (args.kind,)
+    scenarios = ("held-out", "lab77") if args.scenario == "both" else (args.scenario,)
+    points = args.operating_points or sample_path("operating_points")
     rows = rd.run_rd(
         data, checkpoint, args.out, args.frames, ablations, kinds, progress=True,
-        threads=args.threads,
+        threads=args.threads, scenarios=scenarios, operating_points=points,
     )  # fmt: skip
-    columns = ("kind", "codec", "setting", "bits_per_element", "ratio_f32", "enc_fps", "dec_fps")
-    for kind in kinds:
-        print(f"\n{kind}: every method and setting")
-        print_table(
-            [{k: r[k] for k in (*columns, *rd.METRICS[kind])} for r in rows if r["kind"] == kind]
-        )
+    columns = ("codec", "setting", "bits_per_element", "ratio_f32", "enc_fps", "dec_fps")
     summary = rd.at_rate(rows)
-    for kind in kinds:
-        print(f"\n{kind}: at mmSlim's rate (classical curves interpolated; '' = not reached)")
-        keys = ("codec", "bits_per_element", *rd.METRICS[kind], "enc_fps", "dec_fps")
-        print_table([{k: r.get(k, "") for k in keys} for r in summary if r["kind"] == kind])
-    print(f"\nwrote {args.out}/rd.csv, rd_at_rate.csv and rd_<kind>.png")
+    for scenario in scenarios:
+        for kind in kinds:
+            group = [r for r in rows if (r["scenario"], r["kind"]) == (scenario, kind)]
+            print(f"\n{kind}, {scenario}: every method and setting")
+            print_table([{k: r.get(k, "") for k in (*columns, *rd.METRICS[kind])} for r in group])
+            print(f"\n{kind}, {scenario}: at mmSlim's rates (classical curves interpolated; "
+                  "'' = not reached)")  # fmt: skip
+            keys = ("codec", "setting", "bits_per_element", *rd.METRICS[kind])
+            at = [r for r in summary if (r["scenario"], r["kind"]) == (scenario, kind)]
+            print_table([{k: r.get(k, "") for k in keys} for r in at])
+    print(f"\nwrote {args.out}/rd.csv, rd_at_rate.csv and rd_<scenario>_<kind>.png")

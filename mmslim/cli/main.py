@@ -15,7 +15,14 @@ import sys
 from pathlib import Path
 
 from mmslim.cli import bench
-from mmslim.config import CODING_MODES, PRESETS, STAGES
+from mmslim.config import (
+    CODING_MODES,
+    MASK_HEADS,
+    OBJECTIVES,
+    PRESETS,
+    SCENARIO_NAMES,
+    STAGES,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", type=int, default=2, help="sequences per walker (default 2)")
     s.add_argument("--frames", type=int, default=20, help="frames per sequence (default 20)")
     s.add_argument("--seed", type=int, default=0, help="seed (same seed, same frames)")
+    s.add_argument(
+        "--scenario", default="default", choices=SCENARIO_NAMES,
+        help="radar and scene set-up (default: the original captures'; lab77: a second one)",
+    )  # fmt: skip
     s.set_defaults(func=_simulate)
 
     s = sub.add_parser("train", help="train the amplitude or the phase stage")
@@ -57,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="override the preset's batch size")
     s.add_argument("--lr", type=float, help="one learning rate for every part")
     s.add_argument("--seed", type=int, help="override the seed")
+    s.add_argument("--objective", choices=OBJECTIVES, help="override the preset's objective")
+    s.add_argument("--rate-weight", type=float, help="lambda of the rate term (bits/element)")
+    s.add_argument("--mask-head", choices=MASK_HEADS, help="MaskNet head (reference: the paper's)")
     s.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, ...")
     s.add_argument("--resume", action="store_true", help="continue OUT/<stage>.pt")
     s.add_argument("--overwrite", action="store_true", help="start over if OUT/<stage>.pt exists")
@@ -111,12 +125,16 @@ def _simulate(args) -> None:
     if args.out.suffix == ".npz":
         from mmslim.data.dataset import save_bundle
 
-        frames = simulate_dataset(args.subjects, args.sequences, args.frames, args.seed)
+        frames = simulate_dataset(
+            args.subjects, args.sequences, args.frames, args.seed, scenario=args.scenario
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         save_bundle(frames, args.out)
         print(f"wrote {len(frames)} frames to {args.out}")
     else:
-        n = write_dataset(args.out, args.subjects, args.sequences, args.frames, args.seed)
+        n = write_dataset(
+            args.out, args.subjects, args.sequences, args.frames, args.seed, scenario=args.scenario
+        )
         print(f"wrote {n} frames to {args.out}/amplitude and {args.out}/phase")
 
 
@@ -129,11 +147,15 @@ def _train(args) -> None:
         "batch_size": args.batch_size,
         "seed": args.seed,
         "tensorboard": args.tensorboard or None,
+        "objective": args.objective,
+        "rate_weight": args.rate_weight,
     }
     if args.lr is not None:
         overrides.update(lr_hi=args.lr, lr_lo=args.lr, lr_mask=args.lr)
     tcfg = TrainConfig.preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
     mcfg = ModelConfig.preset(args.preset)
+    if args.mask_head is not None:
+        mcfg = ModelConfig.preset(args.preset, mask_head=args.mask_head)
     result = train(
         args.stage,
         args.data,

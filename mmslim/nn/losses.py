@@ -155,7 +155,7 @@ def _local_mean(x: torch.Tensor, window: tuple[int, int] = CFAR_WINDOW) -> torch
     h, w = window
     x = F.pad(x, (0, 0, h // 2, h // 2), mode="circular")
     x = F.pad(x, (w // 2, w // 2, 0, 0), mode="reflect")
-    return F.avg_pool2d(x, (h, w), stride=1)
+    return F.avg_pool2d(F.avg_pool2d(x, (h, 1), stride=1), (1, w), stride=1)  # separable
 
 
 def local_power_db(db: torch.Tensor) -> torch.Tensor:
