@@ -169,7 +169,7 @@ class TrainConfig(_Config):
         "paper": {},
         # Larger learning rates so that a few minutes on 2 CPU cores give a usable model.
         "cpu-small": {
-            "epochs": 20,
+            "epochs": 12,
             "batch_size": 16,
             "lr_hi": 1e-3,
             "lr_lo": 1e-3,

@@ -45,6 +45,12 @@ def add_parser(sub) -> None:
     s.add_argument("--out", type=Path, default=Path("runs/rd"), help="output folder")
     s.set_defaults(func=_rd)
 
+    s = targets.add_parser("link", help="previews and lost fine indices: what a lossy link does")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--checkpoint", type=Path, help="mmSlim amplitude.pt (default: shipped)")
+    s.add_argument("--frames", type=int, default=40, help="validation frames (default 40)")
+    s.set_defaults(func=_link)
+
     s = targets.add_parser("quantizers", help="every quantizer variant, one budget, compared")
     s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
     s.add_argument("--variants", nargs="+", help="variant names (default: all)")
@@ -76,6 +82,20 @@ def _codec(args: argparse.Namespace) -> None:
     from mmslim.files import print_table
 
     print_table(bench_codec(args.data, args.checkpoint_dir))
+
+
+def _link(args: argparse.Namespace) -> None:
+    from mmslim.bench.link import link_bench
+    from mmslim.bench.rd import validation_frames
+    from mmslim.data.dataset import load_frames
+    from mmslim.data.samples import sample_path
+    from mmslim.files import print_table
+    from mmslim.training.checkpoint import load_model
+
+    checkpoint = args.checkpoint or sample_path("pretrained", "amplitude.pt")
+    model, _ = load_model(checkpoint, "amplitude")
+    frames = load_frames(args.data or sample_path("sample.npz"))
+    print_table(link_bench(model, validation_frames(frames, checkpoint, args.frames)))
 
 
 def _quantizers(args: argparse.Namespace) -> None:

@@ -239,6 +239,34 @@ class MMSlim(nn.Module):
             x_hat_lo = self.lo.decode_indices(indices_lo)
         return {"x_hat": x_hat_hi + x_hat_lo, "x_hat_hi": x_hat_hi, "x_hat_lo": x_hat_lo}
 
+    def likely_fine_code(self) -> int:
+        """The fine branch's most frequent code under the prior (what the fine grid holds
+        wherever the mask sent nothing: the receiver's best guess for a missing index)."""
+        return int(self.prior.counts_hi.argmax())
+
+    def decode_preview(self, indices_lo: torch.Tensor) -> dict:
+        """Layered decoding: a preview from the coarse grid alone, (B, H/16, W/16) int64 ->
+        ``x_hat`` (B, 1, H, W), the fine grid taken as its most likely code everywhere (see
+        :meth:`likely_fine_code`); a receiver can show it before the fine grid arrives."""
+        b, h, w = indices_lo.shape
+        r = self.lo.downsample // self.hi.downsample
+        fine = torch.full((b, h * r, w * r), self.likely_fine_code(), dtype=torch.int64)
+        return self.decode_indices(fine.to(indices_lo.device), indices_lo)
+
+    def decode_with_missing(
+        self, indices_hi: torch.Tensor, indices_lo: torch.Tensor, missing: torch.Tensor
+    ) -> dict:
+        """Decode a frame whose fine indices were partly lost on the link. ``missing``: (B,
+        H/4, W/4) bool, True where an index did not arrive; those take the most likely code.
+        Returns what :meth:`decode_indices` returns."""
+        if missing.shape != indices_hi.shape or missing.dtype != torch.bool:
+            raise ValueError(
+                f"expected missing as a bool tensor of shape {tuple(indices_hi.shape)}, got "
+                f"{missing.dtype} {tuple(missing.shape)}"
+            )
+        filled = indices_hi.masked_fill(missing, self.likely_fine_code())
+        return self.decode_indices(filled, indices_lo)
+
     # --- codec: compress / decompress (CompressAI style; only the entropy coder makes bytes) --
 
     def compress(

@@ -274,3 +274,35 @@ def test_decode_refuses_bad_indices(models):
 def test_unknown_quantizer():
     with pytest.raises(ValueError, match="quantizer"):
         MMSlim(ModelConfig(quantizer="nope"))
+
+
+def test_a_preview_decodes_from_the_coarse_grid_alone(tiny_config):
+    torch.manual_seed(0)
+    model = MMSlim(tiny_config).eval()
+    x = torch.rand(2, 1, 32, 64)
+    with torch.no_grad():
+        enc = model.encode(x)
+        model.prior.update(enc["indices_hi"], enc["indices_lo"])
+        preview = model.decode_preview(enc["indices_lo"])["x_hat"]
+        code = model.likely_fine_code()
+        fine = torch.full_like(enc["indices_hi"], code)
+        expected = model.decode_indices(fine, enc["indices_lo"])["x_hat"]
+    assert preview.shape == x.shape and torch.equal(preview, expected)
+    assert int(model.prior.counts_hi[code]) == int(model.prior.counts_hi.max())
+
+
+def test_missing_fine_indices_decode_to_the_right_shape(tiny_config):
+    torch.manual_seed(0)
+    model = MMSlim(tiny_config).eval()
+    x = torch.rand(2, 1, 32, 64)
+    with torch.no_grad():
+        enc = model.encode(x)
+        none_lost = torch.zeros_like(enc["indices_hi"], dtype=torch.bool)
+        full = model.decode_indices(enc["indices_hi"], enc["indices_lo"])["x_hat"]
+        same = model.decode_with_missing(enc["indices_hi"], enc["indices_lo"], none_lost)
+        lost = torch.rand(enc["indices_hi"].shape, generator=torch.Generator().manual_seed(1)) < 0.3
+        damaged = model.decode_with_missing(enc["indices_hi"], enc["indices_lo"], lost)["x_hat"]
+    assert torch.equal(same["x_hat"], full)
+    assert damaged.shape == x.shape and not torch.equal(damaged, full)
+    with pytest.raises(ValueError, match="missing as a bool tensor"):
+        model.decode_with_missing(enc["indices_hi"], enc["indices_lo"], lost.long())
