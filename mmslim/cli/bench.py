@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmslim.config import KINDS, QUANTIZER_BRANCHES
+from mmslim.config import KINDS, PRESETS, QUANTIZER_BRANCHES
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,18 @@ def add_parser(sub) -> None:
 
     s = targets.add_parser("train", help="s/step and encode/decode frames/s of both presets")
     s.set_defaults(func=_train)
+
+    s = targets.add_parser("ddp", help="training samples/s under torchrun with 1, 2... processes")
+    s.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts (1 2)")
+    s.add_argument("--preset", default="cpu-small", choices=PRESETS)
+    s.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
+    s.add_argument("--device", default="cpu", help="cpu (Gloo) or cuda (NCCL, a GPU each)")
+    s.add_argument("--threads", type=int, default=1, help="CPU threads per process (default 1)")
+    s.add_argument("--batch-size", type=int, help="global batch (default: the preset's)")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--frames-per-sequence", type=int, help="use only the first frames")
+    s.add_argument("--out", type=Path, default=Path("runs/bench_ddp"), help="output folder")
+    s.set_defaults(func=_ddp)
 
     s = targets.add_parser("codec", help="bits/element and speeds of the real codec")
     s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
@@ -75,6 +87,19 @@ def _train(args: argparse.Namespace) -> None:
     from mmslim.files import print_table
 
     print_table(bench_train())
+
+
+def _ddp(args: argparse.Namespace) -> None:
+    from mmslim.bench.ddp import bench_ddp
+    from mmslim.files import print_table
+
+    rows, epochs = bench_ddp(
+        tuple(args.nproc), args.preset, args.epochs, args.device, args.threads,
+        args.batch_size, args.data, args.frames_per_sequence, args.out,
+    )  # fmt: skip
+    print_table(rows)
+    print("\nper epoch")
+    print_table(epochs)
 
 
 def _codec(args: argparse.Namespace) -> None:

@@ -59,13 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     s.set_defaults(func=_simulate)
 
-    s = sub.add_parser("train", help="train the amplitude or the phase stage")
+    s = sub.add_parser(
+        "train",
+        help="train the amplitude or the phase stage",
+        description="Train one stage. The same command runs on several processes under torchrun "
+        "(one per GPU, or CPU processes with Gloo), on one machine or several: "
+        "torchrun --nproc_per_node=N --no-python mmslim train ... (--batch-size is the global "
+        "batch; rank 0 writes the files).",
+    )
     s.add_argument("--stage", required=True, choices=STAGES)
     s.add_argument("--data", required=True, type=Path, help="data folder or .npz bundle")
     s.add_argument("--out", required=True, type=Path, help="folder for checkpoint and history")
     s.add_argument("--preset", default="cpu-small", choices=PRESETS)
     s.add_argument("--epochs", type=int, help="override the preset's epochs")
-    s.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    s.add_argument("--batch-size", type=int, help="override the preset's (global) batch size")
     s.add_argument("--lr", type=float, help="one learning rate for every part")
     s.add_argument("--seed", type=int, help="override the seed")
     s.add_argument("--objective", choices=OBJECTIVES, help="override the preset's objective")
@@ -140,6 +147,7 @@ def _simulate(args) -> None:
 
 def _train(args) -> None:
     from mmslim.config import ModelConfig, TrainConfig
+    from mmslim.training.distributed import launch_env
     from mmslim.training.fit import train
 
     overrides = {
@@ -167,6 +175,8 @@ def _train(args) -> None:
         overwrite=args.overwrite,
         device=args.device,
     )
+    if launch_env()[0] != 0:  # under torchrun, rank 0 alone reports
+        return
     last = result.history[-1] if result.history else {}
     if "val_ssim" in last:
         ssim, psnr = last["val_ssim"], last["val_psnr"]
