@@ -157,15 +157,15 @@ def _check_04(r):
 
 def _check_05(r):
     assert r["masknet_frozen"] is True
-    above, whole, guess = _finite(
+    target, whole, guess = _finite(
         r,
-        "phase_error_above_floor_rad",
+        "phase_error_target_rad",
         "phase_error_whole_map_rad",
         "phase_error_random_guess_rad",
     )
-    assert 0 <= above <= math.pi and 0 <= whole <= math.pi
-    assert above < guess, "above the noise floor the phase must beat a random guess"
-    assert -1 <= _finite(r, "val_ssim")[0] <= 1 and 0 < _finite(r, "share_above_floor")[0] < 1
+    assert 0 <= target <= math.pi and 0 <= whole <= math.pi
+    assert target < guess, "on the target region the phase must beat a random guess"
+    assert -1 <= _finite(r, "val_ssim")[0] <= 1 and 0 < _finite(r, "share_target")[0] < 1
 
 
 def _check_06(r):
