@@ -155,7 +155,7 @@ def cli_cases(f: dict[str, Path], checkpoint: Path) -> list[Case]:
         )
     )
     for name, says in (
-        ("text.npy", "not a .npy file"),
+        ("text.npy", "not a readable .npy file"),
         ("objects.npy", "python objects"),
         ("complex.npy", "complex"),
         ("constant.npy", "constant"),
@@ -164,7 +164,7 @@ def cli_cases(f: dict[str, Path], checkpoint: Path) -> list[Case]:
         ("nan.npy", "nan or inf"),
         ("odd.npy", "crop or pad"),
         ("4d.npy", "(n, h, w)"),
-        ("text.npz", "not an .npz bundle"),
+        ("text.npz", "not a readable .npz bundle"),
         ("folder", "has no amplitude/ folder"),
         ("valid.mmsl", "neither a .npy"),
     ):

@@ -239,8 +239,8 @@ def _load_npy(path: Path):
     head = _read_file(path, ".npy map file")[:6]
     if head != b"\x93NUMPY":
         raise ValueError(
-            f"{path} is not a .npy file (it does not start with numpy's magic bytes); save maps "
-            "with numpy.save(path, maps)"
+            f"{path} is not a readable .npy file (it does not start with numpy's magic bytes); "
+            "save maps with numpy.save(path, maps)"
         )
     try:
         maps = np.load(path, allow_pickle=False)

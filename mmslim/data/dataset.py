@@ -142,8 +142,8 @@ def _load_npy(path: Path) -> np.ndarray:
         magic = f.read(6)
     if magic != b"\x93NUMPY":
         raise DataError(
-            f"{path} is not a .npy file (it does not start with numpy's magic bytes). Save "
-            "frames with numpy.save(path, frame)."
+            f"{path} is not a readable .npy file (it does not start with numpy's magic bytes). "
+            "Save frames with numpy.save(path, frame)."
         )
     try:
         x = np.load(path, allow_pickle=False)
@@ -166,7 +166,7 @@ def _read_bundle(path: Path) -> FrameSet:
         magic = f.read(4)
     if magic != b"PK\x03\x04":  # .npz bundles are zip archives
         raise DataError(
-            f"{path} is not an .npz bundle (not a zip archive). Pass a data folder with "
+            f"{path} is not a readable .npz bundle (not a zip archive). Pass a data folder with "
             "amplitude/ and phase/, or a bundle written by mmslim.data.save_bundle."
         )
     try:
