@@ -310,7 +310,8 @@ def run_case(argv: list[str]) -> tuple[int | None, str, str, str | None]:
 def interrupt_training(data: Path, out: Path, timeout: float = 300.0) -> tuple[int, str]:
     """Start ``mmslim train`` in a subprocess, press Ctrl-C (SIGINT) once the first epoch's
     checkpoint exists, and return (exit code, stderr)."""
-    argv = [sys.executable, "-m", "mmslim.cli.main", "train", "--stage", "amplitude"]
+    entry = "import sys; from mmslim.cli import main; sys.exit(main())"  # the `mmslim` script
+    argv = [sys.executable, "-c", entry, "train", "--stage", "amplitude"]
     argv += ["--data", str(data), "--out", str(out), "--preset", "tiny", "--epochs", "100000"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
