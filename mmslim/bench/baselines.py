@@ -20,9 +20,9 @@ JPEG XL and JPEG 2000 take 16-bit integer images: maps are quantised to ``round(
 their quality at high rates.
 
 What is counted. Every codec is charged the container mmSlim's files use
-(:func:`mmslim.codec.container.file_bytes`): the 32-byte header and 4-byte CRC per file, the
-per-frame side info (min, max) in float32, 64 bits per frame, and a 4-byte length per frame,
-byte for byte the overhead mmSlim pays. The strings themselves include whatever each codec
+(:func:`mmslim.codec.container.file_bytes`): the 44-byte header and 4-byte CRC per file, and
+per frame a 2-byte sequence number, the side info (min, max) in float32 (64 bits) and a 4-byte
+length, byte for byte the overhead mmSlim pays. The strings themselves include whatever each codec
 writes into its own stream (JPEG XL and J2K codestream headers, SZ3's and ZFP's headers).
 Frames are coded independently, as mmSlim's are, so a sensor can send each frame on its own.
 The rate is ``8 len(file)`` over the number of map values.

@@ -36,7 +36,7 @@ import torch
 from mmslim.bench import baselines
 from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.config import KINDS
-from mmslim.data.dataset import FrameSet, load_frames, normalize, split_subjects
+from mmslim.data.dataset import FRAME_SHAPE, FrameSet, load_frames, normalize, split_subjects
 from mmslim.data.radar import RadarConfig
 from mmslim.data.samples import sample_path
 from mmslim.files import write_csv
@@ -69,12 +69,18 @@ class Method:
     decompress: Callable[[bytes | baselines.Encoded], np.ndarray]
 
 
-def model_method(name: str, family: str, model, kind: str) -> Method:
+def model_method(name: str, family: str, model, kind: str, frame_shape=FRAME_SHAPE) -> Method:
+    """mmSlim (or an ablation) through the real file path; ``frame_shape`` (H, W) is what the
+    receiver expects (another scenario's radar makes other maps)."""
+
     def enc(maps, amp):
         return compress_maps(model, maps, kind, "ans", amp if kind == "phase" else None)
 
+    def dec(data):
+        return decompress_maps(model, data, kind=kind, frame_shape=tuple(frame_shape))[0]
+
     setting = f"K={model.config.num_codes} mask={model.config.mask}"
-    return Method(name, family, setting, enc, lambda data: decompress_maps(model, data)[0])
+    return Method(name, family, setting, enc, dec)
 
 
 def classical_methods(codecs=None) -> list[Method]:
@@ -254,7 +260,7 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
             for name, family, paths in learned:
                 if kind in paths:
                     model, state = load_model(paths[kind], kind)
-                    method = model_method(name, family, model, kind)
+                    method = model_method(name, family, model, kind, val.amplitude.shape[1:])
                     rate_weight = state.get("train_config", {}).get("rate_weight", 0.0)
                     method.setting += f" lambda={rate_weight:g}"
                     methods.append(method)

@@ -55,9 +55,9 @@ def test_every_codec_rate_comes_from_its_bytes(name, frames):
     strings, side = data.strings, data.side
     assert (data.codec, data.shape) == (codec, (224, 64)) and data.setting == setting
     assert np.array_equal(side, np.stack([maps.min((1, 2)), maps.max((1, 2))], 1))
-    # The container costs what mmSlim's does: 32-byte header + CRC, 8 bytes side info and a
-    # 4-byte length per frame; everything else is the codec's own strings.
-    assert len(data) == 36 + 3 * (8 + 4) + sum(len(s) for s in strings)
+    # The container costs what mmSlim's does: 44-byte header + CRC, and per frame a 2-byte
+    # sequence number, 8 bytes side info and a 4-byte length; the rest is the codec's strings.
+    assert len(data) == 48 + 3 * (2 + 8 + 4) + sum(len(s) for s in strings)
     row = rd.run_method(rd.classical_methods([codec])[0], "amplitude", frames.select(slice(0, 3)))
     assert row["bits_per_element"] == 8 * row["bytes"] / maps.size
     recon = baselines.decompress(data)
@@ -84,8 +84,9 @@ def test_classical_files_pay_what_an_mmsl_file_of_as_many_frames_pays(frames, ti
     from mmslim.nn import MMSlim
 
     data = compress_maps(MMSlim(tiny_config).eval(), frames.amplitude[:2], "amplitude", "fixed")
-    payload = len(data) - 36 - 2 * (8 + 4)  # what is left is the two frame strings
-    from mmslim.codec.container import file_bytes
+    from mmslim.codec.container import file_bytes, read_header
+
+    payload = sum(read_header(data).frame_bytes)  # the two frame strings
 
     assert file_bytes(payload, 2) == len(data)
 
