@@ -172,6 +172,11 @@ def test_cfar_uses_pfa():
     amp[r, c] = 10 * np.log10(noise * (strict + loose) / 2)  # between the two thresholds
     assert not rm.ca_cfar(amp, pfa=1e-9)[0, r, c]
     assert rm.ca_cfar(amp, pfa=1e-3)[0, r, c]
+    # amplitude_metrics passes the setting on
+    loose = rm.amplitude_metrics(amp, amp, pfa=1e-3)["cfar_orig"]
+    strict = rm.amplitude_metrics(amp, amp, pfa=1e-9)["cfar_orig"]
+    assert (loose, strict) == (rm.ca_cfar(amp, pfa=1e-3).sum(), rm.ca_cfar(amp, pfa=1e-9).sum())
+    assert loose > strict
 
 
 def test_cfar_finds_planted_targets_and_few_false_alarms():
@@ -260,6 +265,14 @@ def test_empty_detection_maps():
     assert (invented["cfar_orig"], invented["cfar_recon"]) == (0.0, 2.0)
 
 
+def test_frames_are_matched_separately():
+    orig = cells((16, 16), [(5, 5)], [])
+    recon = cells((16, 16), [], [(5, 5)])  # the same cell, in the next frame
+    s = rm.detection_scores(orig, recon, tolerance=1)
+    assert (s["cfar_precision"], s["cfar_recall"], s["cfar_f1"]) == (0.0, 0.0, 0.0)
+    assert (s["cfar_orig"], s["cfar_recon"]) == (0.5, 0.5)
+
+
 def test_detection_scores_refuse_mismatched_maps():
     with pytest.raises(ValueError, match=r"two \(N, H, W\) detection maps"):
         rm.detection_scores(np.zeros((1, 8, 8), bool), np.zeros((1, 8, 9), bool))
@@ -307,9 +320,10 @@ def test_amplitude_metrics_combine_the_parts_with_the_cfar_settings_given():
 # --------------------------------------------------------------------------- peak location
 
 
+@pytest.mark.parametrize("row", [80, 2])  # the second crosses the Doppler wrap
 @pytest.mark.parametrize("shift", [(3, 0), (0, -2), (-5, 4), (220, 1), (112, 0)])
-def test_a_shifted_peak_gives_the_shift(shift):
-    amp = with_targets(noise_db(2), [(80, 30)], snr_db=50.0)
+def test_a_shifted_peak_gives_the_shift(shift, row):
+    amp = with_targets(noise_db(2), [(row, 30)], snr_db=50.0)
     moved = np.roll(amp, shift, axis=(1, 2))
     err = rm.peak_location_error(amp, moved)
     dr = min(abs(shift[0]), 224 - abs(shift[0]))  # the Doppler axis wraps around
@@ -317,9 +331,9 @@ def test_a_shifted_peak_gives_the_shift(shift):
 
 
 def test_peak_errors_are_averaged_over_frames():
-    amp = with_targets(noise_db(3, seed=4), [(80, 30)], snr_db=50.0)
+    amp = with_targets(noise_db(3, seed=4), [(222, 30)], snr_db=50.0)
     recon = amp.copy()
-    recon[0] = np.roll(amp[0], (4, 0), axis=(0, 1))
+    recon[0] = np.roll(amp[0], (4, 0), axis=(0, 1))  # to row 2: 4 rows across the wrap
     recon[2] = np.roll(amp[2], (-1, 5), axis=(0, 1))
     err = rm.peak_location_error(amp, recon)
     assert err == {"peak_err_doppler": pytest.approx(5 / 3), "peak_err_range": pytest.approx(5 / 3)}
@@ -391,16 +405,18 @@ def test_phase_error_wraps_and_weights_by_amplitude():
 
 def test_phase_error_on_the_target_region_with_known_errors():
     amp = np.full((1, 4, 4), -80.0)
-    amp[0, 0, 0], amp[0, 1, 1] = 0.0, -20.0  # two target cells (20 dB apart: weights 1, 0.1)
+    amp[0, 0, 0], amp[0, 1, 1] = 0.0, -40.0  # two target cells, the second on the boundary
     orig = np.zeros((1, 4, 4))
     recon = np.zeros((1, 4, 4))
-    recon[0, 0, 0], recon[0, 1, 1], recon[0, 3, 3] = 0.3, -0.5, 1.0
+    orig[0, 0, 0], recon[0, 0, 0] = 3.0, -3.0  # 6 rad apart one way, 2 pi - 6 the other
+    recon[0, 1, 1], recon[0, 3, 3] = -0.5, 1.0
+    e00 = 2 * np.pi - 6.0
     e = rm.phase_error(orig, recon, amp)
-    assert e["phase_err"] == pytest.approx(1.8 / 16)
-    assert e["phase_err_target"] == pytest.approx((0.3 + 0.5) / 2)
+    assert e["phase_err"] == pytest.approx((e00 + 0.5 + 1.0) / 16)
+    assert e["phase_err_target"] == pytest.approx((e00 + 0.5) / 2)
     w = np.full((4, 4), 1e-4)  # -80 dB -> 1e-4 in amplitude
-    w[0, 0], w[1, 1] = 1.0, 0.1
-    assert e["phase_err_weighted"] == pytest.approx((0.3 + 0.05 + 1e-4) / w.sum())
+    w[0, 0], w[1, 1] = 1.0, 0.01
+    assert e["phase_err_weighted"] == pytest.approx((e00 + 0.005 + 1e-4) / w.sum())
 
 
 def test_shapes_are_checked():
