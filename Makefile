@@ -39,7 +39,8 @@ format: $(STAMP)
 # Mutation testing (slow, not in CI): mutmut mutates the modules named in pyproject.toml's
 # [tool.mutmut], runs the tests that reach each mutant, then the score of each module is printed
 # (killed / (killed + survived + no tests)). `make mutate MUTANTS='mmslim.metrics.radar.*'`
-# limits it to some modules; `mutmut browse` shows the survivors.
+# limits it to some modules; `mutmut browse` shows the survivors. One OpenMP thread per mutant:
+# mutmut's time limit counts CPU seconds, which idle-spinning threads burn on a busy machine.
 MUTANTS ?= mmslim.metrics.* mmslim.codec.* mmslim.data.radar.* mmslim.data.simulator.* \
            mmslim.training.evaluate.* mmslim.training.checkpoint.*
 
@@ -60,7 +61,7 @@ endef
 export MUTATION_SCORE
 
 mutate: $(STAMP)
-	MMSLIM_SAMPLES=$(CURDIR)/data_samples nice -n 19 .venv/bin/mutmut run $(foreach m,$(MUTANTS),'$(m)')
+	MMSLIM_SAMPLES=$(CURDIR)/data_samples OMP_NUM_THREADS=1 nice -n 19 .venv/bin/mutmut run $(foreach m,$(MUTANTS),'$(m)')
 	.venv/bin/mutmut results --all true | $(PY) -c "$$MUTATION_SCORE"
 
 clean:

@@ -417,6 +417,35 @@ def test_phase_error_on_the_target_region_with_known_errors():
     w = np.full((4, 4), 1e-4)  # -80 dB -> 1e-4 in amplitude
     w[0, 0], w[1, 1] = 1.0, 0.01
     assert e["phase_err_weighted"] == pytest.approx((e00 + 0.005 + 1e-4) / w.sum())
+    assert rm.phase_error(orig, recon, amp, target_db=20.0)["phase_err_target"] == pytest.approx(
+        e00
+    )
+    amp[0, 2, 2], recon[0, 2, 2] = -40.5, 2.0  # just outside the default 40 dB
+    assert rm.phase_error(orig, recon, amp)["phase_err_target"] == pytest.approx((e00 + 0.5) / 2)
+
+
+def test_phase_weights_are_relative_to_each_frames_peak():
+    """Every frame's peak weighs 1, however strong the frame: a frame 20 dB weaker overall
+    counts as much as the first, not ten times less."""
+    amp = np.full((2, 4, 4), -60.0)
+    amp[0, 0, 0] = 0.0
+    amp[1] = amp[0] - 20.0
+    orig = np.zeros((2, 4, 4))
+    recon = np.zeros((2, 4, 4))
+    recon[0, 0, 0], recon[1, 0, 0] = 0.2, 0.6  # an error on each frame's peak only
+    w = 1.0 + 15 * 1e-3  # per frame: the peak, and 15 cells 60 dB down
+    e = rm.phase_error(orig, recon, amp)
+    assert e["phase_err_weighted"] == pytest.approx((0.2 + 0.6) / (2 * w))
+
+
+def test_amplitude_metrics_default_to_a_40_db_target_region():
+    orig = np.full((1, 8, 8), -100.0)
+    orig[0, 1, 1], orig[0, 2, 2] = 0.0, -40.5  # the second is just outside the target region
+    recon = orig.copy()
+    recon[0, 2, 2] += 3.0
+    assert rm.amplitude_metrics(orig, recon)["amp_mae_db_target"] == 0.0
+    assert rm.amplitude_error_db(orig, recon)["amp_mae_db_target"] == 0.0
+    assert rm.amplitude_error_db(orig, recon, 41.0)["amp_mae_db_target"] == pytest.approx(1.5)
 
 
 def test_shapes_are_checked():
@@ -426,5 +455,7 @@ def test_shapes_are_checked():
         rm.peak_location_error(np.zeros((2, 8, 8)), np.zeros((1, 8, 8)))
     with pytest.raises(ValueError, match=r"amplitude \(1, 8, 8\) does not match phase"):
         rm.phase_error(np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), np.zeros((1, 8, 8)))
+    with pytest.raises(ValueError, match=r"expected amplitude of shape \(N, H, W\) or \(H, W\)"):
+        rm.phase_error(np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), np.zeros(8))
     with pytest.raises(ValueError, match=r"original phase of shape \(N, H, W\)"):
         rm.phase_error(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 8, 8)), np.zeros((1, 8, 8)))
