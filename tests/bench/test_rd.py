@@ -196,16 +196,20 @@ def test_bench_runs_end_to_end(tmp_path, frames, capsys):
         assert float(row["bits_per_element"]) == pytest.approx(
             8 * int(row["bytes"]) / (3 * 224 * 64)
         )
-        assert float(row["enc_fps"]) > 0 and float(row["dec_fps"]) > 0
+        assert {"enc_fps", "dec_fps"} <= set(row)  # timings: `mmslim bench` prints them
     amp = [r for r in rows if r["kind"] == "amplitude"]
     assert {"cfar_f1", "amp_mae_db_target", "peak_err_range", "walker_extent_err_mps"} <= set(
         amp[0]
     )
     assert {r["scenario"] for r in rows} == {"held-out"}
-    phase = [r for r in rows if r["kind"] == "phase" and r["codec"] == "mmslim"]
-    assert 0 <= float(phase[0]["phase_err_weighted"]) <= math.pi
     lossless_ish = [r for r in amp if r["setting"] == "bits=8"][0]
     assert float(lossless_ish["ssim"]) > 0.99 and float(lossless_ish["cfar_f1"]) > 0.9
+    # phase: the near-lossless setting errs far less on the targets than an untrained mmSlim
+    phase = {(r["codec"], r["setting"]): r for r in rows if r["kind"] == "phase"}
+    untrained = [r for (codec, _), r in phase.items() if codec == "mmslim"][0]
+    near_lossless = [r for (_, setting), r in phase.items() if setting == "bits=8"][0]
+    assert float(near_lossless["phase_err_target"]) < 0.05
+    assert float(untrained["phase_err_target"]) > 10 * float(near_lossless["phase_err_target"])
 
 
 def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, frames):

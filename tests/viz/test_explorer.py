@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 
 from mmslim.config import ModelConfig  # noqa: E402
 from mmslim.data.dataset import RadarFrames, load_frames  # noqa: E402
+from mmslim.metrics.image import psnr, ssim  # noqa: E402
+from mmslim.metrics.radar import wrap_phase  # noqa: E402
 from mmslim.nn import MMSlim  # noqa: E402
 from mmslim.viz.explorer import (  # noqa: E402
     blended_mask,
@@ -54,9 +56,18 @@ def test_state_has_every_map_in_frame_shape(model, dataset, kind):
     assert s["indices_hi"].dtype == np.int64
     assert 0 <= s["indices_hi"].min() and s["indices_hi"].max() < TINY.num_codes
     assert s["subject"] == "subj01" and s["frame"] == 2 and s["kind"] == kind
-    assert -1 <= s["ssim"] <= 1 and 0 <= s["mask_mean"] <= 1 and s["error_rms"] >= 0
-    if kind == "phase":
-        assert np.abs(s["error"]).max() <= np.pi
+    # the scalars are those of the maps shown
+    x, x_hat = (torch.from_numpy(s[k])[None, None] for k in ("x", "x_hat"))
+    assert s["ssim"] == pytest.approx(float(ssim(x, x_hat)), abs=1e-6)
+    assert s["psnr"] == pytest.approx(float(psnr(x, x_hat)), abs=1e-4)
+    assert s["mask_mean"] == pytest.approx(float(s["mask"].mean()), abs=1e-6)
+    error = s["x_hat_phys"] - s["x_phys"]
+    if kind == "phase":  # a phase error is an angle: wrapped
+        error = wrap_phase(error)
+        assert np.abs(s["x_hat_phys"] - s["x_phys"]).max() > np.pi  # the wrap happened here
+    np.testing.assert_allclose(s["error"], error, atol=1e-6)
+    assert s["error_rms"] == pytest.approx(float(np.sqrt(np.mean(error**2))), rel=1e-6)
+    np.testing.assert_array_equal(s["x_hi_in"], s["mask"] * s["x"])
 
 
 def test_state_uses_the_frame_asked_for(model, dataset):
