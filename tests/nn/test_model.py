@@ -69,13 +69,16 @@ def test_residual_layer_keeps_its_input_and_backpropagates():
     assert x.grad is not None and layer.conv3.weight.grad.abs().sum() > 0
 
 
-def test_masknet_is_the_documented_stack():
-    """conv3x3 . BN . LeakyReLU(0.01) . conv3x3 . BN . LeakyReLU . sigmoid, written out with
-    the module's own weights (eval mode: BatchNorm with its running statistics)."""
-    net = MaskNet(16)
-    conv1, bn1, _, conv2, bn2, _, _ = net.net
+@pytest.mark.parametrize("head", ["sigmoid", "reference"])
+def test_masknet_is_the_documented_stack(head):
+    """conv3x3 . BN . LeakyReLU(0.01) . conv3x3 [. BN . LeakyReLU for the reference] . sigmoid,
+    written out with the module's own weights (eval mode: BatchNorm with its running stats)."""
+    net = MaskNet(16, head)
+    layers = list(net.net)
+    conv1, bn1, conv2 = layers[0], layers[1], layers[3]
+    bns = [bn1] + ([layers[4]] if head == "reference" else [])
     with torch.no_grad():
-        for bn in (bn1, bn2):  # statistics away from their defaults, so they matter
+        for bn in bns:  # statistics away from their defaults, so they matter
             bn.running_mean.uniform_(-0.5, 0.5)
             bn.running_var.uniform_(0.5, 2.0)
     net.eval()
@@ -85,14 +88,14 @@ def test_masknet_is_the_documented_stack():
         return F.batch_norm(t, m.running_mean, m.running_var, m.weight, m.bias, eps=m.eps)
 
     h = F.leaky_relu(bn(F.conv2d(x, conv1.weight, conv1.bias, padding=1), bn1), 0.01)
-    h = F.leaky_relu(bn(F.conv2d(h, conv2.weight, conv2.bias, padding=1), bn2), 0.01)
+    h = F.conv2d(h, conv2.weight, conv2.bias, padding=1)
+    if head == "reference":
+        h = F.leaky_relu(bn(h, bns[1]), 0.01)
     with torch.no_grad():
         mask = net(x)
     assert mask.shape == (3, 1, 32, 16) and conv1.out_channels == 16
+    assert len(layers) == (7 if head == "reference" else 5)
     assert torch.allclose(mask, torch.sigmoid(h), atol=1e-6)
-
-
-# --- quantizer functions -----------------------------------------------------------------------
 
 
 def test_straight_through_value_and_gradient():
