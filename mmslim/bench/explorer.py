@@ -52,13 +52,13 @@ def bench_explorer(
     (default: the shipped ones); repeats: redraws per kind of change.
     """
     ckpt = Path(checkpoint_dir) if checkpoint_dir else sample_path("pretrained")
-    model_amp, state = load_model(ckpt / "amplitude.pt", "amplitude")
-    model_phase, _ = load_model(ckpt / "phase.pt", "phase")
     dataset = RadarFrames(load_frames(data or sample_path("sample.npz")))
+    model_amp, state = load_model(ckpt / "amplitude.pt", "amplitude")
     subject = state["split"]["val"][0]
     n = len(subject_frames(dataset, subject))
-    if n < 2 * repeats + 1:
-        raise ValueError(f"{subject} has {n} frames; use repeats <= {(n - 1) // 2}")
+    if not 1 <= repeats <= n - 1:
+        raise ValueError(f"repeats must lie in [1, {n - 1}] ({subject} has {n} frames)")
+    model_phase, _ = load_model(ckpt / "phase.pt", "phase")
     ex = mask_explorer(model_amp, model_phase, dataset, subject=subject, frame=0)
     c = ex.controls
 
@@ -69,8 +69,9 @@ def bench_explorer(
     frames = [_timed(lambda f=f: change("frame", f)) for f in range(1, repeats + 1)]
     rows.append(_row("new frame", frames, ex.image.value))
     start = c["threshold"].value
-    steps = [round(0.05 + 0.9 * i / repeats, 2) for i in range(repeats)]
-    thresholds = [_timed(lambda t=t: change("threshold", t)) for t in steps if t != start]
+    grid = [t for t in (i / 100 for i in range(101)) if t != start]  # the slider's values
+    steps = grid[:: max(1, len(grid) // repeats)][:repeats]  # spread over [0, 1], all new
+    thresholds = [_timed(lambda t=t: change("threshold", t)) for t in steps]
     rows.append(_row("new threshold", thresholds, ex.image.value))
     change("threshold", start)
     seen = [_timed(lambda f=f: change("frame", f)) for f in range(1, repeats + 1)]
