@@ -63,6 +63,12 @@ def add_parser(sub) -> None:
     s.add_argument("--frames", type=int, default=40, help="validation frames (default 40)")
     s.set_defaults(func=_link)
 
+    s = targets.add_parser("explorer", help="redraw times of notebook 08's mask explorer")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--checkpoint-dir", type=Path, help="folder of amplitude.pt and phase.pt")
+    s.add_argument("--repeats", type=int, default=5, help="redraws per kind of change (5)")
+    s.set_defaults(func=_explorer)
+
     s = targets.add_parser("quantizers", help="every quantizer variant, one budget, compared")
     s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
     s.add_argument("--variants", nargs="+", help="variant names (default: all)")
@@ -121,6 +127,16 @@ def _link(args: argparse.Namespace) -> None:
     model, _ = load_model(checkpoint, "amplitude")
     frames = load_frames(args.data or sample_path("sample.npz"))
     print_table(link_bench(model, validation_frames(frames, checkpoint, args.frames)))
+
+
+def _explorer(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmslim.bench.explorer import bench_explorer
+    from mmslim.files import print_table
+
+    print_table(bench_explorer(args.data, args.checkpoint_dir, args.repeats))
 
 
 def _quantizers(args: argparse.Namespace) -> None:
