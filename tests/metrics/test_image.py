@@ -59,6 +59,14 @@ def test_ssim_matches_scipy(pair, window):
     assert torch.allclose(ssim(x, y, window=window), per_map.mean())
 
 
+@pytest.mark.parametrize("window", ["box", "gaussian"])
+def test_ssim_loss_passes_its_options_on(pair, window):
+    x, y = pair
+    expected = 1 - ssim(x, y, window=window, reduction="none")
+    assert torch.equal(ssim_loss(x, y, window=window, reduction="none"), expected)
+    assert not torch.allclose(ssim(x, y, window="box"), ssim(x, y, window="gaussian"))
+
+
 def test_float32_close_to_float64(pair):
     x, y = pair
     s64 = ssim(x, y, window="box")

@@ -265,6 +265,15 @@ def test_empty_detection_maps():
     assert (invented["cfar_orig"], invented["cfar_recon"]) == (0.0, 2.0)
 
 
+def test_detection_scores_default_to_one_cell_and_take_any_zero_one_maps():
+    orig = cells((16, 16), [(5, 5), (10, 10)])
+    recon = cells((16, 16), [(6, 6), (12, 10)])  # one cell off, and two cells off
+    s = rm.detection_scores(orig, recon)
+    assert (s["cfar_precision"], s["cfar_recall"]) == (0.5, 0.5)
+    as_floats = rm.detection_scores(orig.astype(np.float32), recon.astype(np.float64))
+    assert as_floats == s
+
+
 def test_frames_are_matched_separately():
     orig = cells((16, 16), [(5, 5)], [])
     recon = cells((16, 16), [], [(5, 5)])  # the same cell, in the next frame
@@ -337,6 +346,8 @@ def test_peak_errors_are_averaged_over_frames():
     recon[2] = np.roll(amp[2], (-1, 5), axis=(0, 1))
     err = rm.peak_location_error(amp, recon)
     assert err == {"peak_err_doppler": pytest.approx(5 / 3), "peak_err_range": pytest.approx(5 / 3)}
+    amp[1], recon[1] = np.roll(amp[1], (-100, 7), (0, 1)), np.roll(recon[1], (-100, 7), (0, 1))
+    assert rm.peak_location_error(amp, recon) == err  # each frame's own peak
     assert rm.peak_location_error(amp[1], recon[1]) == {  # one (H, W) map is a batch of one
         "peak_err_doppler": 0.0,
         "peak_err_range": 0.0,
@@ -448,6 +459,22 @@ def test_amplitude_metrics_default_to_a_40_db_target_region():
     assert rm.amplitude_error_db(orig, recon, 41.0)["amp_mae_db_target"] == pytest.approx(1.5)
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda a, b: rm.amplitude_error_db(a, b),
+        lambda a, b: rm.peak_location_error(a, b),
+        lambda a, b: rm.amplitude_metrics(a, b),
+    ],
+)
+def test_a_map_of_the_wrong_rank_is_named(call):
+    good, bad = np.zeros((1, 8, 8)), np.zeros(8)
+    with pytest.raises(ValueError, match=r"expected original amplitude of shape \(N, H, W\)"):
+        call(bad, good)
+    with pytest.raises(ValueError, match=r"expected reconstructed amplitude of shape \(N, H, W\)"):
+        call(good, bad)
+
+
 def test_shapes_are_checked():
     with pytest.raises(ValueError, match="original and reconstruction differ in shape"):
         rm.amplitude_error_db(np.zeros((2, 8, 8)), np.zeros((2, 8, 9)))
@@ -457,5 +484,7 @@ def test_shapes_are_checked():
         rm.phase_error(np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), np.zeros((1, 8, 8)))
     with pytest.raises(ValueError, match=r"expected amplitude of shape \(N, H, W\) or \(H, W\)"):
         rm.phase_error(np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), np.zeros(8))
+    with pytest.raises(ValueError, match=r"expected amplitude of shape \(N, H, W\) or \(H, W\)"):
+        rm.target_region(np.zeros((1, 1, 8, 8)))
     with pytest.raises(ValueError, match=r"original phase of shape \(N, H, W\)"):
         rm.phase_error(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 8, 8)), np.zeros((1, 8, 8)))
