@@ -198,8 +198,25 @@ def test_cfar_false_alarm_rate_matches_its_design():
 def test_cfar_takes_one_map_or_a_batch():
     amp = extended_scene()
     np.testing.assert_array_equal(rm.ca_cfar(amp), rm.ca_cfar(amp[None]))
-    with pytest.raises(ValueError, match=r"shape \(N, H, W\) or \(H, W\)"):
+    with pytest.raises(ValueError, match=r"expected amplitude of shape \(N, H, W\) or \(H, W\)"):
         rm.ca_cfar(amp[0])
+
+
+@pytest.mark.parametrize("offset_db", [-80.0, 60.0])
+def test_cfar_depends_on_ratios_only(offset_db):
+    """CA-CFAR compares a cell with its neighbours: the same scene 80 dB weaker or 60 dB
+    stronger gives the same detections."""
+    amp = extended_scene(seed=2)
+    np.testing.assert_array_equal(rm.ca_cfar(amp + offset_db), rm.ca_cfar(amp))
+
+
+def test_single_precision_maps_are_measured_in_double():
+    orig = with_targets(noise_db(2, seed=6), TARGETS).astype(np.float32)
+    recon = (orig + np.random.default_rng(7).normal(0, 3, orig.shape)).astype(np.float32)
+    f64 = lambda *maps: [m.astype(np.float64) for m in maps]  # noqa: E731
+    assert rm.amplitude_error_db(orig, recon) == rm.amplitude_error_db(*f64(orig, recon))
+    phases = (orig / 50).astype(np.float32), (recon / 50).astype(np.float32), orig
+    assert rm.phase_error(*phases) == rm.phase_error(*f64(*phases))
 
 
 # --------------------------------------------------------------------------- detection scores
