@@ -26,6 +26,7 @@ MASK_HEADS = ("sigmoid", "reference")  # MaskNet's head; "reference" keeps the p
 OBJECTIVES = ("ssim", "radar")  # the paper's 1 - SSIM, or the radar-aware objective
 SSIM_WINDOWS = ("box", "gaussian")  # 11x11 uniform (reference) or Gaussian sigma 1.5
 SCENARIO_NAMES = ("default", "lab77")  # simulator set-ups (mmslim.data.simulator.SCENARIOS)
+FLOOR_MODES = ("none", "smooth", "noise")  # what the receiver draws for the floor (codec.floor)
 MAX_CODES = 2**15  # largest codebook the file header and the prefix coders accept
 
 
@@ -155,6 +156,7 @@ class TrainConfig(_Config):
     target_weight: float = 1.0  # radar: |dB error| on target cells
     background_weight: float = 1.0  # radar: local mean power over CFAR's window, in dB
     spread_weight: float = 0.1  # radar: local spread of the dB map (texture is not kept)
+    floor_weight: float = 0.0  # radar: |dB error| off the targets (draws the floor at its median)
     split_weight: float = 1.0  # radar: MaskNet told where the targets are (balanced BCE)
     phase_weight: float = 1.0  # radar, phase stage: 1 - cos error, weighted by target strength
     rate_weight: float = 0.0  # lambda: x estimated bits per map element (0: no rate term)

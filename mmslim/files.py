@@ -3,7 +3,9 @@
 Every file a run writes more than once (checkpoints, training histories, benchmark CSVs) goes
 through :func:`atomic_write`: a temporary file in the same folder, flushed and synced, renamed
 over the target, then the folder synced so that the rename itself survives a power cut. A run
-killed at any point leaves the previous version or the new one, never a mix.
+killed at any point leaves the previous version or the new one, never a mix. A Ctrl-C that
+arrives while a file is written waits until it is in place (:func:`interrupts_deferred`):
+raised inside a C++ writer such as ``torch.save``'s it would surface as an unrelated error.
 
 Tables are lists of dicts (one per row): :func:`write_csv` / :func:`read_csv` store them,
 :func:`format_table` lays them out for a terminal.
@@ -11,11 +13,14 @@ Tables are lists of dicts (one per row): :func:`write_csv` / :func:`read_csv` st
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +32,31 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with interrupts_deferred():
+        _atomic_write(path, write)
+    return path
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold back SIGINT (Ctrl-C) until the block ends, then raise ``KeyboardInterrupt`` as it
+    would have been. Only the main thread can set signal handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+    elif caught and previous == signal.SIG_DFL:
+        raise KeyboardInterrupt
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -41,7 +71,6 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
-    return path
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -104,4 +133,11 @@ def _fmt(v, digits: int) -> str:
     return str(v)
 
 
-__all__ = ["atomic_write", "format_table", "print_table", "read_csv", "write_csv"]
+__all__ = [
+    "atomic_write",
+    "format_table",
+    "interrupts_deferred",
+    "print_table",
+    "read_csv",
+    "write_csv",
+]

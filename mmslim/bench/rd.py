@@ -69,17 +69,23 @@ class Method:
     decompress: Callable[[bytes | baselines.Encoded], np.ndarray]
 
 
-def model_method(name: str, family: str, model, kind: str, frame_shape=FRAME_SHAPE) -> Method:
+def model_method(
+    name: str, family: str, model, kind: str, frame_shape=FRAME_SHAPE, floor: str = "smooth"
+) -> Method:
     """mmSlim (or an ablation) through the real file path; ``frame_shape`` (H, W) is what the
-    receiver expects (another scenario's radar makes other maps)."""
+    receiver expects (another scenario's radar makes other maps); ``floor``: what the receiver
+    draws for the amplitude floor (:mod:`mmslim.codec.floor`)."""
 
     def enc(maps, amp):
         return compress_maps(model, maps, kind, "ans", amp if kind == "phase" else None)
 
     def dec(data):
-        return decompress_maps(model, data, kind=kind, frame_shape=tuple(frame_shape))[0]
+        shape = tuple(frame_shape)
+        return decompress_maps(model, data, kind=kind, frame_shape=shape, floor=floor)[0]
 
     setting = f"K={model.config.num_codes} mask={model.config.mask}"
+    if kind == "amplitude":
+        setting += f" floor={floor}"
     return Method(name, family, setting, enc, dec)
 
 
@@ -257,11 +263,19 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
     for scenario, (val, radar) in sets.items():
         for kind in kinds:
             methods = []
-            for name, family, paths in learned:
-                if kind in paths:
-                    model, state = load_model(paths[kind], kind)
-                    method = model_method(name, family, model, kind, val.amplitude.shape[1:])
-                    rate_weight = state.get("train_config", {}).get("rate_weight", 0.0)
+            for i, (name, family, paths) in enumerate(learned):
+                if kind not in paths:
+                    continue
+                model, state = load_model(paths[kind], kind)
+                rate_weight = state.get("train_config", {}).get("rate_weight", 0.0)
+                # The shipped model's receiver also without its floor, and with noise filling.
+                other = ("none", "noise") if i == 0 and kind == "amplitude" else ()
+                for floor in ("smooth", *other):
+                    label = name if floor == "smooth" else f"{name} floor={floor}"
+                    method = model_method(
+                        label, family if floor == "smooth" else "ablation", model, kind,
+                        val.amplitude.shape[1:], floor,
+                    )  # fmt: skip
                     method.setting += f" lambda={rate_weight:g}"
                     methods.append(method)
             for method in methods + classical_methods(codecs):

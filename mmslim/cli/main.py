@@ -26,6 +26,7 @@ from mmslim.cli.errors import (
 )
 from mmslim.config import (
     CODING_MODES,
+    FLOOR_MODES,
     MASK_HEADS,
     OBJECTIVES,
     PRESETS,
@@ -116,6 +117,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="start over if OUT/<stage>.pt exists")
     s.add_argument("--amplitude-checkpoint", type=Path, help="amplitude.pt (phase stage)")
     s.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
+    s.add_argument(
+        "--init", type=Path, help="fine-tune: start from this checkpoint's weights (same preset)"
+    )
+    s.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any TrainConfig field, e.g. --set floor_weight=1 spread_weight=0",
+    )
     s.set_defaults(func=_train)
 
     s = sub.add_parser("prior", help="refit a checkpoint's entropy prior on its training split")
@@ -151,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="refuse a file that does not start at this frame number (the previous file's "
         "first sequence + its frames): reveals frames lost between files",
+    )
+    s.add_argument(
+        "--floor",
+        default="smooth",
+        choices=FLOOR_MODES,
+        help="amplitude maps' noise floor: its local median (default), plus seeded noise "
+        "texture, or as decoded (none)",
     )
     s.set_defaults(func=_decompress)
 
@@ -195,6 +213,31 @@ def _simulate(args) -> None:
         print(f"wrote {n} frames to {args.out}/amplitude and {args.out}/phase")
 
 
+def _field_values(config_class, pairs: list[str]) -> dict:
+    """``["name=value", ...]`` -> ``{name: value}`` typed as the dataclass field's default."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in defaults:
+            raise ValueError(
+                f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {', '.join(defaults)}"
+            )
+        kind = type(defaults[name])
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {pair!r}: {name} takes true or false")
+            out[name] = text.lower() in ("true", "1")
+        else:
+            try:
+                out[name] = kind(text)
+            except ValueError:
+                raise ValueError(f"--set {pair!r}: {name} takes a {kind.__name__}") from None
+    return out
+
+
 def _train(args) -> None:
     from mmslim.config import ModelConfig, TrainConfig
     from mmslim.training.distributed import launch_env
@@ -210,6 +253,7 @@ def _train(args) -> None:
     }
     if args.lr is not None:
         overrides.update(lr_hi=args.lr, lr_lo=args.lr, lr_mask=args.lr)
+    overrides.update(_field_values(TrainConfig, args.set))
     tcfg = TrainConfig.preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
     mcfg = ModelConfig.preset(args.preset)
     if args.mask_head is not None:
@@ -225,6 +269,7 @@ def _train(args) -> None:
         resume=args.resume,
         overwrite=args.overwrite,
         device=args.device,
+        init=args.init,
     )
     if launch_env()[0] != 0:  # under torchrun, rank 0 alone reports
         return
@@ -371,6 +416,7 @@ def _decompress(args) -> None:
         frame_shape=tuple(args.frame_shape),
         key=key,
         first_sequence=args.first_sequence,
+        floor=args.floor,
     )
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
     buffer = io.BytesIO()

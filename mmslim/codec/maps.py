@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmslim.codec.container import decode_file, encode_file
+from mmslim.codec.floor import restore_floor, seed_of
 from mmslim.codec.frames import BitstreamError
 from mmslim.codec.header import Expected
 from mmslim.codec.inputs import check_maps
@@ -144,6 +145,7 @@ def decompress_maps(
     frame_shape: tuple[int, int] = FRAME_SHAPE,
     key: bytes | None = None,
     first_sequence: int | None = None,
+    floor: str = "smooth",
 ):
     """Decode a file made by :func:`compress_maps` with the same model.
 
@@ -154,6 +156,10 @@ def decompress_maps(
     first_sequence: the frame number the stream is at (the previous file's first sequence
         number plus its frame count), if the receiver tracks it: a file that starts elsewhere
         is refused, which reveals frames lost at the end of the previous file.
+    floor: what the receiver draws for an amplitude map's noise floor (:mod:`mmslim.codec.
+        floor`): ``"smooth"`` (its local median: no invented peaks for CFAR to report),
+        ``"noise"`` (smooth plus seeded noise texture) or ``"none"`` (the decoder's output).
+        Phase maps are returned as decoded.
 
     Returns ``(maps, decoded)``: maps (N, H, W) float32 in physical units (the reconstruction
     clamped to [0, 1] before de-normalising, so values stay within the frame's min/max), and
@@ -180,4 +186,8 @@ def decompress_maps(
     side = torch.from_numpy(np.asarray(decoded.side, dtype=np.float32))  # (N, 2)
     lo, hi = side[:, 0, None, None], side[:, 1, None, None]  # (N, 1, 1) each
     out.mul_(hi - lo).add_(lo)  # denormalize() in place: the output is not copied
-    return out.numpy(), decoded
+    maps = out.numpy()
+    if decoded.header.kind == "amplitude" and floor != "none":
+        maps = restore_floor(maps, floor, seed_of(data))
+        np.clip(maps, lo.numpy(), hi.numpy(), out=maps)  # noise filling stays in the frame's range
+    return maps, decoded

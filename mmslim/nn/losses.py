@@ -16,6 +16,12 @@ branches' VQ losses, plus a range penalty the reference lacks (:func:`range_pena
 - **background spread** (:func:`background_spread_error`): the local standard deviation of the
   dB map over the same window. Small by default: a decoder cannot predict noise, and a
   reconstruction that invents texture raises false alarms.
+- **floor** (:func:`floor_error`): mean |dB error| on the background (every cell more than two
+  cells from the target region). Noise texture cannot be predicted from a few bits, and the
+  |error| of an unpredictable value is smallest at its median: this term makes the decoder draw
+  the floor as a smooth surface at its local median instead of inventing texture, whose peaks
+  CA-CFAR reports as false alarms (the level term alone leaves texture free, and decoders
+  trained without this term fill it with spikes wider than the original's).
 - **split** (:func:`split_loss`): MaskNet is told where the targets are (the target region,
   dilated by one cell), with a balanced cross-entropy, so the fine branch gets the targets and
   the coarse one the floor. Without it nothing in a rate-free loss rewards a split.
@@ -98,10 +104,12 @@ def loss_terms(
             terms["target"] = target_error((x_hat - x) * span, targets)
             terms["background"] = background_level_error(x * span, x_hat * span)
             terms["spread"] = background_spread_error(x * span, x_hat * span)
+            terms["floor"] = floor_error((x_hat - x) * span, targets)
             weights.update(
                 target=config.target_weight,
                 background=config.background_weight,
                 spread=config.spread_weight,
+                floor=config.floor_weight,
             )
             if "mask" in out and out["mask"].requires_grad:
                 terms["split"] = split_loss(out["mask"], dilate(targets))
@@ -147,6 +155,13 @@ def dilate(mask: torch.Tensor, cells: int = 1) -> torch.Tensor:
 def target_error(err_db: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean |error| on target cells, in units of 10 dB. err_db, targets: (B, 1, H, W)."""
     return (err_db.abs() * targets).sum() / targets.sum().clamp_min(1.0) / 10.0
+
+
+def floor_error(err_db: torch.Tensor, targets: torch.Tensor, margin: int = 2) -> torch.Tensor:
+    """Mean |error| on background cells, in units of 10 dB: cells farther than ``margin`` cells
+    from the target region. err_db, targets: (B, 1, H, W)."""
+    floor = 1.0 - dilate(targets, margin)
+    return (err_db.abs() * floor).sum() / floor.sum().clamp_min(1.0) / 10.0
 
 
 def _local_mean(x: torch.Tensor, window: tuple[int, int] = CFAR_WINDOW) -> torch.Tensor:
@@ -225,6 +240,7 @@ __all__ = [
     "background_level_error",
     "background_spread_error",
     "dilate",
+    "floor_error",
     "local_power_db",
     "loss_terms",
     "phase_error",

@@ -70,6 +70,7 @@ def train(
     overwrite: bool = False,
     device: str = "auto",
     progress: bool = True,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train one stage and write ``out_dir/{stage}.pt`` and ``out_dir/history_{stage}.csv``.
 
@@ -80,6 +81,10 @@ def train(
         unless ``overwrite``.
     device: ``"auto"`` (CUDA, MPS, CPU), ``"cpu"``, ``"cuda"``...; under ``torchrun`` with a GPU
         per process, ``"auto"``/``"cuda"`` mean the process's own GPU (``LOCAL_RANK``).
+    init: fine-tune: start from the weights (codebooks and their state included) of this
+        checkpoint of the same stage and model config, with a fresh optimiser and history; the
+        recipe (``train_config``) is the new run's. Used to derive operating points at other
+        rate weights from one trained model. (``resume`` continues a run; ``init`` starts one.)
 
     Under ``torchrun`` every rank calls this and gets the same model; ``batch_size`` is the
     global batch, a multiple of the number of processes.
@@ -99,6 +104,7 @@ def train(
             overwrite,
             ranks,
             progress and ranks.is_main,
+            init,
         )
 
 
@@ -113,6 +119,7 @@ def _train(
     overwrite,
     ranks: Ranks,
     progress: bool,
+    init=None,
 ) -> TrainResult:
     """The body of :func:`train`, run by every rank of ``ranks`` (or by the one process)."""
     dev = ranks.device
@@ -158,6 +165,16 @@ def _train(
         scheduler.load_state_dict(previous["scheduler"])
         history = list(previous["history"])
         start_epoch = previous["epoch"] + 1
+    elif init is not None:
+        start = distributed.run_on_main(load_checkpoint, init, stage)
+        if not mcfg.same_as(start["model_config"]):
+            raise CheckpointError(
+                f"--init {init} was trained with another model config; fine-tune it with the "
+                "same --preset it was trained with."
+            )
+        model.load_state_dict(start["model"])
+        if amp_state is not None:  # phase: MaskNet stays the given amplitude stage's
+            model.mask_net.load_state_dict(_mask_net_weights(amp_state["model"]))
     # Several processes: global-batch BatchNorm, and DDP averages the gradients. A fixed or
     # absent mask leaves MaskNet without gradients.
     net = distributed.wrap(model, find_unused_parameters=mcfg.mask != "learned")
