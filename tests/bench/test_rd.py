@@ -190,7 +190,8 @@ def test_bench_runs_end_to_end(tmp_path, frames, capsys):
     with open(out / "rd.csv") as f:
         rows = list(csv.DictReader(f))
     n_settings = sum(len(c.settings) for c in baselines.CODECS.values())
-    assert len(rows) == 2 * (2 + n_settings)  # per kind: mmSlim, one ablation, every setting
+    # per kind: mmSlim, one ablation, every setting; amplitude also mmSlim's other two floors
+    assert len(rows) == 2 * (2 + n_settings) + 2
     for row in rows:
         assert int(row["frames"]) == 3
         assert float(row["bits_per_element"]) == pytest.approx(
@@ -221,7 +222,8 @@ def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, 
         scenarios=("lab77",), plot=False, ablations=tmp_path / "none",
     )  # fmt: skip
     assert {r["scenario"] for r in rows} == {"lab77"}
-    assert [r["codec"] for r in rows] == ["mmslim"] + ["sparse"] * len(sparse[0].settings)
+    floors = ["mmslim", "mmslim floor=none", "mmslim floor=noise"]
+    assert [r["codec"] for r in rows] == floors + ["sparse"] * len(sparse[0].settings)
     lab = rd.scenario_frames("lab77")
     assert lab.amplitude.shape[1:] == (256, 64)  # the other radar's 256 chirps
     assert all(r["bits_per_element"] == 8 * r["bytes"] / lab.amplitude.size for r in rows)
