@@ -63,6 +63,12 @@ def add_parser(sub) -> None:
     s.add_argument("--frames", type=int, default=40, help="validation frames (default 40)")
     s.set_defaults(func=_link)
 
+    s = targets.add_parser("rate", help="the loss's rate estimate against the real file size")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--checkpoint", type=Path, nargs="+", help="checkpoints (default: shipped)")
+    s.add_argument("--frames", type=int, default=60, help="validation frames (default 60)")
+    s.set_defaults(func=_rate)
+
     s = targets.add_parser("explorer", help="redraw times of notebook 08's mask explorer")
     s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
     s.add_argument("--checkpoint-dir", type=Path, help="folder of amplitude.pt and phase.pt")
@@ -127,6 +133,23 @@ def _link(args: argparse.Namespace) -> None:
     model, _ = load_model(checkpoint, "amplitude")
     frames = load_frames(args.data or sample_path("sample.npz"))
     print_table(link_bench(model, validation_frames(frames, checkpoint, args.frames)))
+
+
+def _rate(args: argparse.Namespace) -> None:
+    from mmslim.bench.rate import rate_check
+    from mmslim.bench.rd import validation_frames
+    from mmslim.data.dataset import load_frames
+    from mmslim.data.samples import sample_path
+    from mmslim.files import print_table
+    from mmslim.training.checkpoint import load_model
+
+    frames = load_frames(args.data or sample_path("sample.npz"))
+    rows = []
+    for checkpoint in args.checkpoint or [sample_path("pretrained", f"{k}.pt") for k in KINDS]:
+        model, state = load_model(checkpoint)
+        val = validation_frames(frames, checkpoint, args.frames)
+        rows.append({"checkpoint": str(checkpoint), **rate_check(model, val, state["stage"])})
+    print_table(rows)
 
 
 def _explorer(args: argparse.Namespace) -> None:
