@@ -18,6 +18,7 @@ KINDS = STAGES  # map kinds in files and data (a stage trains one kind)
 BRANCHES = ("hi", "lo")  # the fine (high-rate) and coarse (low-rate) VQ-VAE
 QUANTIZER_BRANCHES = ("both", *BRANCHES)  # where ModelConfig's quantizer options apply
 CODING_MODES = ("fixed", "huffman", "ans")  # entropy coding; the order is each mode's file code
+BACKENDS = ("torch", "onnx")  # what runs the sender and receiver graphs: PyTorch, ONNX Runtime
 MASK_MODES = ("learned", "fixed", "none")  # mmSlim, then the ablations: M = 0.5, one VQ-VAE
 SSIM_WINDOWS = ("box", "gaussian")  # 11x11 uniform (reference) or Gaussian sigma 1.5
 MAX_CODES = 2**15  # largest codebook the file header and the prefix coders accept

@@ -4,7 +4,8 @@ mmslim info                      versions and the device that "auto" picks
 mmslim simulate --out DIR ...    simulated frames in the original folder layout (or .npz)
 mmslim train --stage ...         train the amplitude or the phase stage
 mmslim prior --checkpoint ...    refit a checkpoint's entropy prior
-mmslim compress|decompress|inspect   maps <-> .mmsl files
+mmslim compress|decompress|inspect   maps <-> .mmsl files (--backend torch or onnx)
+mmslim export --checkpoint ...   sender.onnx and receiver.onnx for ONNX Runtime
 mmslim bench TARGET              figures: simulate, train, codec, rd, quantizers (mmslim.cli.bench)
 """
 
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from mmslim.cli import bench
-from mmslim.config import CODING_MODES, PRESETS, STAGES
+from mmslim.config import BACKENDS, CODING_MODES, PRESETS, STAGES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,13 +76,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, type=Path, help="amplitude.pt or phase.pt")
     s.add_argument("--mode", default="ans", choices=CODING_MODES)
     s.add_argument("--amplitude", type=Path, help="amplitude .npy for a phase .npy input")
+    s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the sender")
     s.set_defaults(func=_compress)
 
     s = sub.add_parser("decompress", help="decode an .mmsl file to an .npy (N, H, W)")
     s.add_argument("input", type=Path)
     s.add_argument("output", type=Path)
     s.add_argument("--checkpoint", required=True, type=Path, help="the model that wrote it")
+    s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the receiver")
     s.set_defaults(func=_decompress)
+
+    s = sub.add_parser("export", help="write sender.onnx and receiver.onnx of a checkpoint")
+    s.add_argument("--checkpoint", required=True, type=Path, help="amplitude.pt or phase.pt")
+    s.add_argument("--out", required=True, type=Path, help="folder for the two .onnx files")
+    s.set_defaults(func=_export)
 
     s = sub.add_parser("inspect", help="header, frame count, bits per element, ratios")
     s.add_argument("input", type=Path)
@@ -194,7 +202,7 @@ def _compress(args) -> None:
     model, state = load_model(args.checkpoint)
     kind = state["stage"]
     maps, amp = _read_maps(args.input, kind, args.amplitude)
-    data = compress_maps(model, maps, kind, args.mode, amp, progress=True)
+    data = compress_maps(model, maps, kind, args.mode, amp, progress=True, backend=args.backend)
     args.output.write_bytes(data)
     r = rate_report(data, maps.size)
     print(
@@ -210,9 +218,20 @@ def _decompress(args) -> None:
     from mmslim.training.checkpoint import load_model
 
     model, _ = load_model(args.checkpoint)
-    maps, decoded = decompress_maps(model, args.input.read_bytes(), progress=True)
+    maps, decoded = decompress_maps(
+        model, args.input.read_bytes(), progress=True, backend=args.backend
+    )
     np.save(args.output, maps)
     print(f"{len(maps)} {decoded.kind} frame(s) {maps.shape[1:]} -> {args.output}")
+
+
+def _export(args) -> None:
+    from mmslim.export.onnx import export_onnx
+    from mmslim.training.checkpoint import load_model
+
+    model, state = load_model(args.checkpoint)
+    for path in export_onnx(model, args.out):
+        print(f"{state['stage']} {path.stem}: {path} ({path.stat().st_size} bytes)")
 
 
 def _inspect(args) -> None:
