@@ -417,5 +417,6 @@ def bench_speed(checkpoint=None, data=None, settings: SpeedSettings | None = Non
             tables["int8"] = bench_int8(model, kind, maps, amp, settings)
     finally:
         torch.set_num_threads(threads_before)
-    tables["memory"] = bench_memory(checkpoint, data, settings)
+    if settings.memory_frames:
+        tables["memory"] = bench_memory(checkpoint, data, settings)
     return tables

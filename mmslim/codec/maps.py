@@ -78,10 +78,16 @@ def compress_maps(
     n, step = len(maps), runner.batch_size
     side = np.zeros((n, 2), np.float32)  # per-frame (min, max), exact in the file
     idx_hi = idx_lo = None  # (N, H/4, W/4), (N, H/16, W/16) int16 (K <= 2**15), filled below
-    for i in tqdm(range(0, n, step), desc=f"compress {kind}", disable=not progress, unit="batch"):
+
+    def encode(i: int, parallel: bool):
         x01, vmin, vmax = _normalized(maps[i : i + step], "x")  # (b, 1, H, W)
         src = x01 if kind != "phase" else _normalized(mask_source[i : i + step], "mask_source")[0]
-        hi, lo = runner.encode(x01, src)
+        return (vmin, vmax), runner.encode(x01, src, parallel)
+
+    starts = range(0, n, step)
+    results = runner.map_batches(encode, starts, len(starts))
+    bar = tqdm(starts, desc=f"compress {kind}", disable=not progress, unit="batch")
+    for i, ((vmin, vmax), (hi, lo)) in zip(bar, results):
         if idx_hi is None:
             idx_hi = np.zeros((n, *hi.shape[1:]), np.int16)
             idx_lo = np.zeros((n, *lo.shape[1:]), np.int16)
@@ -124,7 +130,14 @@ def decompress_maps(model, data: bytes, progress: bool = False, backend: str = "
     n, step = len(hi), runner.batch_size
     height, width = 4 * hi.shape[1], 4 * hi.shape[2]  # the fine grid is H/4 x W/4
     maps = np.zeros((n, height, width), np.float32) if n else np.zeros(0, np.float32)
-    for i in tqdm(range(0, n, step), desc="decompress", disable=not progress, unit="batch"):
-        x01 = np.clip(runner.decode(hi[i : i + step], lo[i : i + step])[:, 0], 0, 1)  # (b, H, W)
+    starts = range(0, n, step)
+    results = runner.map_batches(
+        lambda i, parallel: runner.decode(hi[i : i + step], lo[i : i + step], parallel),
+        starts,
+        len(starts),
+    )
+    bar = tqdm(starts, desc="decompress", disable=not progress, unit="batch")
+    for i, x_hat in zip(bar, results):
+        x01 = np.clip(x_hat[:, 0], 0, 1)  # (b, H, W)
         maps[i : i + step] = denormalize(x01, side[i : i + step, 0], side[i : i + step, 1])
     return maps, decoded

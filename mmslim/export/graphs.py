@@ -21,7 +21,8 @@ bit (the ``"torch"`` backend). Two options trade that for speed, each changing f
 only (about 1e-7 relative), so that a few near-tie indices in a million may flip:
 
 - ``fold``: every BatchNorm folded into the convolution before it
-  (:func:`mmslim.nn.blocks.fold_batchnorm`); what is exported to ONNX;
+  (:func:`mmslim.nn.blocks.fold_batchnorm`), and stride-1 transposed convs written as plain
+  convs (:func:`mmslim.nn.blocks.transposed_as_conv`); what is exported to ONNX;
 - ``channels_last``: the channels-last memory layout, which oneDNN's convolutions run faster.
 
 Both are ``nn.Module`` objects with tensor-only inputs and outputs, so the same modules run under
@@ -36,7 +37,7 @@ import copy
 import torch
 from torch import nn
 
-from mmslim.nn.blocks import fold_batchnorm
+from mmslim.nn.blocks import fold_batchnorm, transposed_as_conv
 from mmslim.nn.quantizers.vq import VectorQuantizer
 
 
@@ -78,8 +79,9 @@ class _Codewords(nn.Module):
 
 
 def _inference_copy(module: nn.Module, fold: bool) -> nn.Module:
-    """An eval-mode copy of ``module``, with its BatchNorms folded if ``fold``."""
-    return fold_batchnorm(module) if fold else copy.deepcopy(module).eval()
+    """An eval-mode copy of ``module``; if ``fold``, with its BatchNorms folded and its stride-1
+    transposed convs written as plain convs."""
+    return transposed_as_conv(fold_batchnorm(module)) if fold else copy.deepcopy(module).eval()
 
 
 def _encoder(branch: nn.Module, fold: bool) -> nn.Sequential:

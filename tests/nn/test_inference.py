@@ -14,7 +14,7 @@ from torch import nn
 
 from mmslim.config import ModelConfig
 from mmslim.nn import DecoderHi, DecoderLo, EncoderHi, EncoderLo, MaskNet, VectorQuantizer
-from mmslim.nn.blocks import fold_batchnorm
+from mmslim.nn.blocks import fold_batchnorm, transposed_as_conv
 from mmslim.nn.quantizers.vq import CodewordSearch, nearest_codeword, search_tables
 
 C = ModelConfig.preset("tiny")
@@ -104,6 +104,31 @@ def test_training_is_unchanged_by_folding():
     net(torch.rand(2, 1, 16, 16)).sum().backward()
     assert not torch.equal(bn.running_mean, mean_before)
     assert net.net[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("kernel, padding", [(3, 1), (3, 0), (4, 2), (1, 0)])
+def test_stride1_transposed_conv_becomes_the_same_conv(kernel, padding):
+    seq = nn.Sequential(nn.ConvTranspose2d(5, 7, kernel, padding=padding), nn.ReLU(),
+                        nn.ConvTranspose2d(7, 3, 4, stride=2, padding=1))  # fmt: skip
+    converted = transposed_as_conv(seq)
+    assert type(converted[0]) is nn.Conv2d
+    assert isinstance(converted[2], nn.ConvTranspose2d)  # strided ones are kept
+    assert isinstance(seq[0], nn.ConvTranspose2d)  # the original is untouched
+    x = torch.randn(2, 5, 9, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(x), seq(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", ["hi", "lo"])
+def test_decoders_rewritten_for_inference(decoder):
+    cls, size = (DecoderHi, (8, 4)) if decoder == "hi" else (DecoderLo, (2, 1))
+    dec = _randomise_batchnorm(cls(C.code_dim, C.hidden, C.res_hidden, 1)).eval()
+    fast = transposed_as_conv(fold_batchnorm(dec))
+    assert _count(fast, nn.BatchNorm2d) == 0
+    assert _count(fast, nn.ConvTranspose2d) == _count(dec, nn.ConvTranspose2d) - (decoder == "hi")
+    z = torch.randn(2, C.code_dim, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(z), dec(z), rtol=1e-5, atol=1e-5)
 
 
 # --- nearest-codeword search -------------------------------------------------------------------
