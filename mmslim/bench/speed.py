@@ -146,16 +146,21 @@ def _methods(model, kind, settings: SpeedSettings) -> dict:
     return methods
 
 
-def _round_robin(tasks: dict, repeat: int) -> dict[str, float]:
-    """Best seconds of each task over ``repeat`` rounds, every task once per round in turn."""
+def _round_robin(tasks: dict, repeat: int, cpu: dict | None = None) -> dict[str, float]:
+    """Best seconds of each task over ``repeat`` rounds, every task once per round in turn.
+    ``cpu``, if given, receives each task's least CPU time (all threads of the process)."""
     best = {name: float("inf") for name in tasks}
+    least_cpu = {name: float("inf") for name in tasks}
     for fn in tasks.values():  # warm-up: builds backends, loads libraries
         fn()
     for _ in range(repeat):
         for name, fn in tasks.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             best[name] = min(best[name], time.perf_counter() - t0)
+            least_cpu[name] = min(least_cpu[name], time.process_time() - c0)
+    if cpu is not None:
+        cpu.update(least_cpu)
     return best
 
 
@@ -171,7 +176,8 @@ def bench_whole_path(model, kind, maps, amp, settings: SpeedSettings) -> list[di
         for name, (comp, decomp, _) in methods.items():
             tasks[(name, "compress")] = lambda c=comp: c(maps, amp)
             tasks[(name, "decompress")] = lambda d=decomp, x=coded[name]: d(x)
-        best = _round_robin(tasks, settings.repeat)
+        cpu: dict = {}
+        best = _round_robin(tasks, settings.repeat, cpu)
         jxl = next(name for name in methods if name.startswith("jpegxl"))
         for name, (_, _, size) in methods.items():
             enc, dec = len(maps) / best[(name, "compress")], len(maps) / best[(name, "decompress")]
@@ -181,6 +187,8 @@ def bench_whole_path(model, kind, maps, amp, settings: SpeedSettings) -> list[di
                 "compress_fps": enc, "decompress_fps": dec,
                 "compress_vs_jpegxl": enc * best[(jxl, "compress")] / len(maps),
                 "decompress_vs_jpegxl": dec * best[(jxl, "decompress")] / len(maps),
+                "compress_cpu_ms": 1e3 * cpu[(name, "compress")] / len(maps),
+                "decompress_cpu_ms": 1e3 * cpu[(name, "decompress")] / len(maps),
             })  # fmt: skip
     return rows
 
@@ -283,9 +291,23 @@ def _ms(name: str, seconds) -> dict:
     }
 
 
-def bench_int8(model, kind, maps, amp, settings: SpeedSettings) -> list[dict]:
-    """The ONNX sender with int8 weights against float32: share of indices equal to float32's,
-    radar metrics of both reconstructions (amplitude models), and sender frames/s."""
+def _training_frames(data, checkpoint, n: int = 64) -> np.ndarray:
+    """``n`` frames of the training split, normalised (n, 1, H, W): int8 calibration data."""
+    from mmslim.data.dataset import load_frames, normalize
+    from mmslim.data.samples import sample_path
+    from mmslim.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint or sample_path("pretrained", "amplitude.pt"))
+    frames = load_frames(data or sample_path("sample.npz"), expected_shape=None)
+    train = frames.of_subjects(state["split"]["train"]).amplitude
+    take = np.linspace(0, len(train) - 1, n).astype(int)  # (n,) spread over the split
+    return normalize(torch.from_numpy(train[take]))[0][:, None].numpy()
+
+
+def bench_int8(model, kind, maps, amp, settings: SpeedSettings, calibration) -> list[dict]:
+    """The ONNX sender with int8 convolutions (dynamic; static, calibrated on ``calibration``
+    training frames) against float32: share of indices equal to float32's, radar metrics of
+    the reconstructions (amplitude models), and sender frames/s (one batch of all frames)."""
     from mmslim.data.dataset import denormalize, normalize
     from mmslim.export.backends import OnnxBackend
     from mmslim.metrics.radar import amplitude_metrics
@@ -296,7 +318,11 @@ def bench_int8(model, kind, maps, amp, settings: SpeedSettings) -> list[dict]:
     rows = []
     for threads in settings.threads:
         torch.set_num_threads(threads)
-        backends = {"float32": OnnxBackend(model), "int8": OnnxBackend(model, int8=True)}
+        backends = {
+            "float32": OnnxBackend(model),
+            "int8 dynamic": OnnxBackend(model, int8=True),
+            "int8 static": OnnxBackend(model, int8=True, calibration=calibration),
+        }
         tasks = {name: (lambda b=b: b.encode(x01, src)) for name, b in backends.items()}
         best = _round_robin(tasks, settings.repeat)
         ref_hi, ref_lo = backends["float32"].encode(x01, src)
@@ -386,10 +412,10 @@ def print_speed(tables: dict) -> None:
 
     notes = {
         "whole_path": "whole path (maps in dB -> bytes -> maps), frames/s, best round; "
-        "ratios to JPEG XL in the same run",
+        "ratios to JPEG XL in the same run; CPU ms per frame (all threads, least round)",
         "parts": "each part alone, frames/s (inference mode; ONNX: the part exported alone)",
         "latency": "one frame per call, warm, ms",
-        "int8": "ONNX sender with int8 weights: indices equal to float32's, radar metrics",
+        "int8": "ONNX sender in int8: indices equal to float32's, radar metrics of the maps",
         "memory": "peak resident memory of one call, MB (fresh process each)",
     }
     torch_threads = torch.get_num_threads()
@@ -414,7 +440,8 @@ def bench_speed(checkpoint=None, data=None, settings: SpeedSettings | None = Non
             "latency": bench_latency(model, kind, maps, amp, settings),
         }
         if settings.int8:
-            tables["int8"] = bench_int8(model, kind, maps, amp, settings)
+            calibration = _training_frames(data, checkpoint)
+            tables["int8"] = bench_int8(model, kind, maps, amp, settings, calibration)
     finally:
         torch.set_num_threads(threads_before)
     if settings.memory_frames:

@@ -79,10 +79,10 @@ def compress_maps(
     side = np.zeros((n, 2), np.float32)  # per-frame (min, max), exact in the file
     idx_hi = idx_lo = None  # (N, H/4, W/4), (N, H/16, W/16) int16 (K <= 2**15), filled below
 
-    def encode(i: int, parallel: bool):
+    def encode(i: int):
         x01, vmin, vmax = _normalized(maps[i : i + step], "x")  # (b, 1, H, W)
         src = x01 if kind != "phase" else _normalized(mask_source[i : i + step], "mask_source")[0]
-        return (vmin, vmax), runner.encode(x01, src, parallel)
+        return (vmin, vmax), runner.encode(x01, src)
 
     starts = range(0, n, step)
     results = runner.map_batches(encode, starts, len(starts))
@@ -132,9 +132,7 @@ def decompress_maps(model, data: bytes, progress: bool = False, backend: str = "
     maps = np.zeros((n, height, width), np.float32) if n else np.zeros(0, np.float32)
     starts = range(0, n, step)
     results = runner.map_batches(
-        lambda i, parallel: runner.decode(hi[i : i + step], lo[i : i + step], parallel),
-        starts,
-        len(starts),
+        lambda i: runner.decode(hi[i : i + step], lo[i : i + step]), starts, len(starts)
     )
     bar = tqdm(starts, desc="decompress", disable=not progress, unit="batch")
     for i, x_hat in zip(bar, results):

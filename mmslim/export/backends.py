@@ -37,34 +37,35 @@ import torch
 from mmslim.config import BACKENDS
 from mmslim.export.graphs import Receiver, Sender
 
-BATCH_SIZE = 8  # frames per graph call: activations stay in a core's cache (2-core CPUs)
+BATCH_SIZE = 8  # frames per graph call: small, so memory stays flat (4 to 16 ran alike)
 
 
 class _Batches:
-    """How a backend spreads batches of frames over the cores.
+    """How a backend spreads batches of frames over the cores: side by side, one batch per
+    core, each with single-threaded kernels.
 
-    Several batches run side by side, one per core, each with single-threaded kernels: no
-    barrier after every operator (which a busy machine turns into waiting for the slowest
-    thread) and each core keeps its own batch in its cache. A call with a single batch (e.g.
-    one frame from a sensor) runs it alone with multi-threaded kernels instead, for latency.
+    Kernels split over threads end every operator in a barrier; on a busy machine that turns
+    into waiting for the slowest thread (measured: one warm frame took 100 ms with 2-thread
+    kernels on a loaded 2-core machine, 12 ms with one). Whole batches per core need no
+    barrier, and a lone batch (one frame from a sensor) runs on the calling thread.
     """
 
-    threads: int = 1
+    threads: int = 1  # batches side by side
     _pool: ThreadPoolExecutor | None = None
 
     def map_batches(self, fn, items: Iterable, count: int) -> Iterator:
-        """``fn(item, parallel)`` for each of the ``count`` items, results in order. With
-        ``parallel`` True, ``fn`` must use single-threaded kernels. At most two batches per
-        core are in flight, so memory stays bounded however many frames there are."""
-        if self.threads <= 1 or count < 2:
-            yield from (fn(item, False) for item in items)
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mmslim")
+        """``fn(item)`` for each of the ``count`` items, results in order, ``threads`` at a
+        time. At most two batches per thread are in flight, so memory stays bounded however
+        many frames there are."""
         with self._single_threaded_kernels():
+            if self.threads <= 1 or count < 2:
+                yield from map(fn, items)
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mmslim")
             pending: deque = deque()
             for item in items:
-                pending.append(self._pool.submit(fn, item, True))
+                pending.append(self._pool.submit(self._in_pool, fn, item))
                 if len(pending) >= 2 * self.threads:
                     yield pending.popleft().result()
             while pending:
@@ -72,7 +73,12 @@ class _Batches:
 
     @contextmanager
     def _single_threaded_kernels(self):
+        """Single-threaded kernels on the calling thread while batches run."""
         yield
+
+    def _in_pool(self, fn, item):
+        """``fn(item)`` on a pool thread, its kernels single-threaded."""
+        return fn(item)
 
 
 @dataclass(frozen=True)
@@ -108,33 +114,30 @@ class TorchBackend(_Batches):
 
     @contextmanager
     def _single_threaded_kernels(self):
-        threads = torch.get_num_threads()  # one pool for the process: set it back afterwards
+        threads = torch.get_num_threads()  # the caller's setting: set it back afterwards
         torch.set_num_threads(1)
         try:
             yield
         finally:
             torch.set_num_threads(threads)
 
-    @torch.inference_mode()
-    def encode(
-        self, x: np.ndarray, mask_source: np.ndarray, parallel: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(B, 1, H, W) float32 maps in [0, 1] and their amplitude -> (indices_hi (B, H/4,
-        W/4), indices_lo (B, H/16, W/16)) int64. ``parallel``: see :meth:`map_batches`."""
-        if parallel:  # a pool thread: its own OpenMP setting must say one thread
+    def _in_pool(self, fn, item):
+        if torch.get_num_threads() != 1:  # OpenMP's setting is per thread: say it here too
             torch.set_num_threads(1)
+        return fn(item)
+
+    @torch.inference_mode()
+    def encode(self, x: np.ndarray, mask_source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 1, H, W) float32 maps in [0, 1] and their amplitude -> (indices_hi (B, H/4,
+        W/4), indices_lo (B, H/16, W/16)) int64."""
         x_t = torch.from_numpy(x).to(self.device)
         src = x_t if mask_source is x else torch.from_numpy(mask_source).to(self.device)
         hi, lo = self.sender(x_t, src)
         return hi.cpu().numpy(), lo.cpu().numpy()
 
     @torch.inference_mode()
-    def decode(
-        self, indices_hi: np.ndarray, indices_lo: np.ndarray, parallel: bool = False
-    ) -> np.ndarray:
+    def decode(self, indices_hi: np.ndarray, indices_lo: np.ndarray) -> np.ndarray:
         """int64 grids (B, H/4, W/4), (B, H/16, W/16) -> x_hat (B, 1, H, W) float32."""
-        if parallel:
-            torch.set_num_threads(1)
         hi = torch.from_numpy(indices_hi).to(self.device)
         lo = torch.from_numpy(indices_lo).to(self.device)
         return self.receiver(hi, lo).cpu().numpy()
@@ -145,8 +148,9 @@ class OnnxBackend(_Batches):
 
     Args:
         model: a trained :class:`~mmslim.nn.MMSlim` (exported, not changed).
-        threads: ONNX Runtime's intra-op threads; default: ``torch.get_num_threads()``.
-        int8: the sender with int8 weights (:func:`mmslim.export.onnx.quantize_int8`);
+        threads: batches run side by side; default: ``torch.get_num_threads()``.
+        int8: the sender's convolutions in int8 (:func:`mmslim.export.onnx.quantize_int8`):
+            dynamic, or static when ``calibration`` frames (N, 1, H, W) in [0, 1] are given;
             its indices differ from float32's (``mmslim bench speed --int8`` says by how much).
         shape: (H, W) of the frames.
     """
@@ -159,45 +163,42 @@ class OnnxBackend(_Batches):
         threads: int | None = None,
         int8: bool = False,
         shape: tuple[int, int] = (224, 64),
+        calibration: np.ndarray | None = None,
     ):
         from mmslim.export.onnx import export_receiver, export_sender, quantize_int8
 
         sender = export_sender(model, shape)
         if int8:
-            sender = quantize_int8(sender)
+            sender = quantize_int8(sender, calibration)
         self.threads = threads or torch.get_num_threads()
         receiver = export_receiver(model, shape)
-        # one session with all threads (a lone batch), one single-threaded (batches side by side)
-        self.senders = {False: _session(sender, self.threads), True: _session(sender, 1)}
-        self.receivers = {False: _session(receiver, self.threads), True: _session(receiver, 1)}
+        self.sender = _session(sender)  # single-threaded kernels, shared by the batch threads
+        self.receiver = _session(receiver)
         self.fingerprint = model.fingerprint()
         self.shape = tuple(shape)
         self.batch_size = BATCH_SIZE
 
-    def encode(
-        self, x: np.ndarray, mask_source: np.ndarray, parallel: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, x: np.ndarray, mask_source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`TorchBackend.encode`."""
         if tuple(x.shape[-2:]) != self.shape:
             raise ValueError(
                 f"this ONNX sender was exported for {self.shape[0]} x {self.shape[1]} frames, "
                 f"got {x.shape[-2]} x {x.shape[-1]}: use backend='torch' or export for that size"
             )
-        hi, lo = self.senders[parallel].run(None, {"x": x, "mask_source": mask_source})
+        hi, lo = self.sender.run(None, {"x": x, "mask_source": mask_source})
         return hi, lo
 
-    def decode(
-        self, indices_hi: np.ndarray, indices_lo: np.ndarray, parallel: bool = False
-    ) -> np.ndarray:
+    def decode(self, indices_hi: np.ndarray, indices_lo: np.ndarray) -> np.ndarray:
         """As :meth:`TorchBackend.decode`."""
         feeds = {"indices_hi": indices_hi.astype(np.int64, copy=False),
                  "indices_lo": indices_lo.astype(np.int64, copy=False)}  # fmt: skip
-        return self.receivers[parallel].run(None, feeds)[0]
+        return self.receiver.run(None, feeds)[0]
 
 
-def _session(onnx_bytes: bytes, threads: int):
+def _session(onnx_bytes: bytes, threads: int = 1):
     """An ONNX Runtime CPU session of ``onnx_bytes`` with ``threads`` intra-op threads and all
-    graph optimisations (constant folding, Conv+activation fusion, blocked NCHWc layouts)."""
+    graph optimisations (constant folding, Conv+activation fusion, blocked NCHWc layouts).
+    Several threads may call ``run`` on it at once."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -13,8 +13,9 @@ An amplitude model's ``mask_source`` is ``x`` itself; a phase model's is the amp
 The entropy coder and the container stay outside the graphs (:mod:`mmslim.codec`): a sensor
 codes the two index grids with the prior's tables, which the checkpoint holds.
 
-Optionally the sender's weights are quantised to int8 with ONNX Runtime's dynamic quantisation
-(:func:`quantize_int8`); its effect on the indices is printed by ``mmslim bench speed --int8``.
+Optionally the sender's convolutions are quantised to int8 with ONNX Runtime's tool, dynamic or
+static (:func:`quantize_int8`); the effect on indices and radar metrics is printed by
+``mmslim bench speed --int8``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import io
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mmslim.export.graphs import Receiver, Sender
@@ -68,21 +70,48 @@ def export_receiver(model: torch.nn.Module, shape: tuple[int, int] = (224, 64)) 
     return _export(receiver, (hi, lo), RECEIVER_IO)
 
 
-def quantize_int8(onnx_bytes: bytes) -> bytes:
-    """Weights of an exported graph in int8 (ONNX Runtime's dynamic quantisation of ``Conv``
-    and ``MatMul``/``Gemm``; activations are quantised per call). For the sender only: the
-    nearest-codeword search stays in float32, so only the encoders' rounding changes."""
+def quantize_int8(onnx_bytes: bytes, calibration: np.ndarray | None = None) -> bytes:
+    """The sender's convolutions in int8, with ONNX Runtime's quantisation tool.
+
+    calibration: None for dynamic quantisation (int8 weights, activation ranges measured on
+        every call: ``ConvInteger``); or frames (N, 1, H, W) float32 in [0, 1] (training
+        frames, not those to be coded) for static quantisation (QDQ format, per-channel int8
+        weights, uint8 activations with ranges calibrated on these frames once).
+    The nearest-codeword search stays in float32, so only the encoders' rounding changes.
+    """
     import tempfile
 
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime import quantization as q
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(onnx_bytes)
-        quantize_dynamic(src, dst, op_types_to_quantize=["Conv"], weight_type=QuantType.QInt8)
+        if calibration is None:
+            q.quantize_dynamic(
+                src, dst, op_types_to_quantize=["Conv"], weight_type=q.QuantType.QInt8
+            )
+        else:
+            q.quantize_static(src, dst, _Calibration(calibration), quant_format=q.QuantFormat.QDQ,
+                              op_types_to_quantize=["Conv"], per_channel=True,
+                              activation_type=q.QuantType.QUInt8,
+                              weight_type=q.QuantType.QInt8)  # fmt: skip
         onnx.checker.check_model(str(dst))
         return dst.read_bytes()
+
+
+class _Calibration:
+    """ONNX Runtime's ``CalibrationDataReader`` protocol over frames (N, 1, H, W), 8 a batch,
+    each its own mask source (amplitude models)."""
+
+    def __init__(self, frames: np.ndarray):
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        self.batches = iter(
+            [{"x": b, "mask_source": b} for b in np.array_split(frames, max(1, len(frames) // 8))]
+        )
+
+    def get_next(self):
+        return next(self.batches, None)
 
 
 def export_onnx(model: torch.nn.Module, out_dir: str | Path, shape=(224, 64)) -> list[Path]:
