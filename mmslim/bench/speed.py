@@ -8,16 +8,13 @@ units -> bytes -> maps) of mmSlim under each backend with JPEG XL and JPEG 2000 
 held-out frames, in one run: methods are timed round robin and the best of ``repeat`` rounds is
 kept, so that a shared, noisy machine slows all of them alike; the ratio to JPEG XL is printed.
 It adds the time of each part of the model, single-frame latency (median and 95th percentile of
-warm calls) and the peak memory of one call against the number of frames in it (each measured
-in a fresh process).
+warm calls) and the peak memory of one call against the number of frames in it
+(:mod:`mmslim.bench.memory`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
@@ -340,72 +337,6 @@ def bench_int8(model, kind, maps, amp, settings: SpeedSettings, calibration) -> 
     return rows
 
 
-def bench_memory(checkpoint, data, settings: SpeedSettings) -> list[dict]:
-    """Peak resident memory of one compress and one decompress call against the frames in it,
-    each in a fresh process: the peak during the call (MB, the whole process) and how far it
-    rose above what was resident before the call (model, frames, one warm-up call done)."""
-    import tempfile
-    from pathlib import Path
-
-    model, kind, maps, amp = _held_out(data, checkpoint, max(settings.memory_frames))
-    from mmslim.codec.maps import compress_maps
-
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for backend in settings.backends:
-            for n in settings.memory_frames:
-                blob = Path(tmp) / f"{n}.mmsl"
-                blob.write_bytes(compress_maps(model, maps[:n], kind, mask_source=amp[:n]))
-                for op in ("compress", "decompress"):
-                    args = {"checkpoint": str(checkpoint or ""), "data": str(data or ""),
-                            "frames": n, "backend": backend, "op": op, "file": str(blob),
-                            "threads": max(settings.threads)}  # fmt: skip
-                    code = f"from mmslim.bench.speed import _memory_child; _memory_child({args!r})"
-                    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                         text=True, check=True).stdout  # fmt: skip
-                    rows.append({"backend": backend, "op": op, "frames": n,
-                                 **json.loads(out.strip().splitlines()[-1])})  # fmt: skip
-    return rows
-
-
-def _memory_child(args: dict) -> None:
-    """Run in a fresh process by :func:`bench_memory`: prints the peaks as JSON."""
-    from pathlib import Path
-
-    from mmslim.codec.maps import compress_maps, decompress_maps
-
-    torch.set_num_threads(args["threads"])
-    n, backend = args["frames"], args["backend"]
-    model, kind, maps, amp = _held_out(args["data"] or None, args["checkpoint"] or None, n)
-    data = Path(args["file"]).read_bytes()
-    warm = compress_maps(model, maps[:1], kind, mask_source=amp[:1], backend=backend)
-    decompress_maps(model, warm, backend=backend)
-    before = _reset_peak_mb()
-    if args["op"] == "compress":
-        compress_maps(model, maps, kind, mask_source=amp, backend=backend)
-    else:
-        decompress_maps(model, data, backend=backend)
-    peak = _status_mb("VmHWM")
-    print(json.dumps({"peak_mb": peak, "call_mb": peak - before}))
-
-
-def _status_mb(field: str) -> float:
-    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, MB (Linux)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status: peak memory needs Linux")
-
-
-def _reset_peak_mb() -> float:
-    """Reset this process's peak resident memory to what is resident now (Linux
-    ``clear_refs``), and return that, MB: the next ``VmHWM`` is the peak since this call."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return _status_mb("VmRSS")
-
-
 def print_speed(tables: dict) -> None:
     """Print the tables of :func:`bench_speed` with a line saying what each one is."""
     from mmslim.files import print_table
@@ -445,5 +376,7 @@ def bench_speed(checkpoint=None, data=None, settings: SpeedSettings | None = Non
     finally:
         torch.set_num_threads(threads_before)
     if settings.memory_frames:
+        from mmslim.bench.memory import bench_memory
+
         tables["memory"] = bench_memory(checkpoint, data, settings)
     return tables
