@@ -344,7 +344,8 @@ def print_speed(tables: dict) -> None:
     notes = {
         "whole_path": "whole path (maps in dB -> bytes -> maps), frames/s, best round; "
         "ratios to JPEG XL in the same run; CPU ms per frame (all threads, least round)",
-        "parts": "each part alone, frames/s (inference mode; ONNX: the part exported alone)",
+        "parts": "each part alone, frames/s, kernels on `threads` threads (inference mode; "
+        "ONNX: the part exported alone)",
         "latency": "one frame per call, warm, ms",
         "int8": "ONNX sender in int8: indices equal to float32's, radar metrics of the maps",
         "memory": "peak resident memory of one call, MB (fresh process each)",
