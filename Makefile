@@ -4,7 +4,7 @@ PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: demo test lab lint format clean
+.PHONY: demo test browser-deps lab lint format clean mutate
 
 # The venv is rebuilt only when it is missing; the install only reruns when pyproject changes.
 .venv/bin/python:
@@ -20,7 +20,24 @@ $(STAMP): .venv/bin/python pyproject.toml
 demo: $(STAMP)
 	$(PY) -m mmslim.tutorial.demo
 
-test: $(STAMP)
+# Debian's Chromium and its driver, for the browser test (tests/viz/test_browser.py): installed
+# with apt-get only where one is missing, apt-get exists and we are root; otherwise a message
+# says why not, and that test is skipped with the reason.
+BROWSER_BIN := /usr/bin/chromium /usr/bin/chromedriver
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "browser-deps: chromium and chromedriver are installed"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser-deps: no apt-get here; install Chromium and chromedriver as $(BROWSER_BIN)" \
+			"or the browser test is skipped"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "browser-deps: not root; run 'sudo make browser-deps' or the browser test is skipped"; \
+	else \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver \
+			|| echo "browser-deps: apt-get failed; the browser test is skipped"; \
+	fi
+
+test: $(STAMP) browser-deps
 	$(PY) -m ruff format --check mmslim tests
 	$(PY) -m ruff check mmslim tests
 	$(PY) -m pytest -q
@@ -35,6 +52,34 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(PY) -m ruff format mmslim tests
 	$(PY) -m ruff check --fix mmslim tests
+
+# Mutation testing (slow, not in CI): mutmut mutates the modules named in pyproject.toml's
+# [tool.mutmut], runs the tests that reach each mutant, then the score of each module is printed
+# (killed / (killed + survived + no tests)). `make mutate MUTANTS='mmslim.metrics.radar.*'`
+# limits it to some modules; `mutmut browse` shows the survivors. One OpenMP thread per mutant:
+# mutmut's time limit counts CPU seconds, which idle-spinning threads burn on a busy machine.
+MUTANTS ?= mmslim.metrics.* mmslim.codec.* mmslim.data.radar.* mmslim.data.simulator.* \
+           mmslim.training.evaluate.* mmslim.training.checkpoint.*
+
+define MUTATION_SCORE
+import collections, sys
+found = collections.defaultdict(collections.Counter)
+for line in sys.stdin:
+    name, _, status = line.strip().rpartition(": ")
+    if "__mutmut_" in name:
+        found[name.split("__mutmut_")[0].rsplit(".", 1)[0]][status] += 1
+print(f"{'module':32} {'mutants':>7} {'killed':>6} {'survived':>8} {'no tests':>8} {'score':>6}")
+for module, c in sorted(found.items()):
+    killed = c["killed"] + c["timeout"] + c["segfault"]
+    judged = killed + c["survived"] + c["no tests"]
+    score = f"{100 * killed / judged:5.1f}%" if judged else "-"
+    print(f"{module:32} {sum(c.values()):7} {killed:6} {c['survived']:8} {c['no tests']:8} {score:>6}")
+endef
+export MUTATION_SCORE
+
+mutate: $(STAMP)
+	MMSLIM_SAMPLES=$(CURDIR)/data_samples OMP_NUM_THREADS=1 nice -n 19 .venv/bin/mutmut run $(foreach m,$(MUTANTS),'$(m)')
+	.venv/bin/mutmut results --all true | $(PY) -c "$$MUTATION_SCORE"
 
 clean:
 	rm -rf .venv runs .pytest_cache

@@ -20,7 +20,13 @@ QUANTIZER_BRANCHES = ("both", *BRANCHES)  # where ModelConfig's quantizer option
 CODING_MODES = ("fixed", "huffman", "ans")  # entropy coding; the order is each mode's file code
 BACKENDS = ("torch", "onnx")  # what runs the sender and receiver graphs: PyTorch, ONNX Runtime
 MASK_MODES = ("learned", "fixed", "none")  # mmSlim, then the ablations: M = 0.5, one VQ-VAE
+QUANTIZER_FAMILIES = ("vq", "fsq", "gumbel", "soft", "vqp")  # mmslim.nn.quantizers.zoo
+CODEBOOK_INITS = ("uniform", "kmeans", "rd_gaussian")  # uniform +-1/K is the reference's
+VQ_GRADIENTS = ("ste", "rotation")  # straight-through, or the rotation trick
+MASK_HEADS = ("sigmoid", "reference")  # MaskNet's head; "reference" keeps the paper's defect
+OBJECTIVES = ("ssim", "radar")  # the paper's 1 - SSIM, or the radar-aware objective
 SSIM_WINDOWS = ("box", "gaussian")  # 11x11 uniform (reference) or Gaussian sigma 1.5
+SCENARIO_NAMES = ("default", "lab77")  # simulator set-ups (mmslim.data.simulator.SCENARIOS)
 MAX_CODES = 2**15  # largest codebook the file header and the prefix coders accept
 
 
@@ -33,6 +39,8 @@ class _Config:
     """Shared helpers: presets by name, plain-dict round trip (for checkpoints)."""
 
     _presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    _choices: ClassVar[dict[str, tuple]] = {}  # field -> allowed values, checked at construction
+    _legacy: ClassVar[dict[str, Any]] = {}  # field -> value meant by dicts written without it
 
     @classmethod
     def preset(cls, name: str, **overrides: Any):
@@ -50,11 +58,22 @@ class _Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
+        """The config a stored dict describes. A field the dict lacks takes its value from
+        ``_legacy`` (what configs written before the field existed meant), else its default."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{**{k: v for k, v in cls._legacy.items() if k not in d}, **d})
+
+    def __post_init__(self) -> None:
+        """Validate every field with a set of allowed values (``_choices``) at construction."""
+        for name, allowed in self._choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{type(self).__name__}.{name} = {getattr(self, name)!r}; "
+                    f"choose one of {', '.join(map(str, allowed))}"
+                )
 
 
 @dataclass
@@ -70,6 +89,7 @@ class ModelConfig(_Config):
     mask_hidden: int = 16  # MaskNet hidden channels
     quantizer: str = "vq"  # quantizer family; "vq" is plain nearest-neighbour VQ
     mask: str = "learned"  # MaskNet; ablations: "fixed" (M = 0.5), "none" (one VQ-VAE: hi only)
+    mask_head: str = "sigmoid"  # "reference": the paper's BN.LeakyReLU before the sigmoid
     # Quantizer options (mmslim.nn.quantizers.zoo; defaults give the reference's plain VQ-VAE).
     # Families: "vq", "fsq", "gumbel", "soft"; "vqp" wraps vector-quantize-pytorch (reference).
     quantizer_branches: str = "both"  # "both", "hi" or "lo" use the options; the other: plain VQ
@@ -87,10 +107,30 @@ class ModelConfig(_Config):
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         # ~0.2 s per training step of 16 frames (224 x 64) on 2 CPU cores, ~0.3 M parameters.
-        "cpu-small": {"hidden": 48, "res_hidden": 16, "n_res_layers": 2, "code_dim": 32},
+        # The radar objective's gradients are larger than SSIM's: with the reference's uniform
+        # codebook and codebook loss the encoder outgrows the codebook and the VQ loss diverges
+        # (1e4 within 30 steps); k-means start, EMA updates and dead-code restarts keep up.
+        "cpu-small": {
+            "hidden": 48,
+            "res_hidden": 16,
+            "n_res_layers": 2,
+            "code_dim": 32,
+            "codebook_init": "kmeans",
+            "ema_decay": 0.99,
+            "dead_code_steps": 20,
+        },
         # Seconds per epoch on a few frames: tests and smoke runs, not a usable model.
         "tiny": {"hidden": 16, "res_hidden": 8, "n_res_layers": 1, "num_codes": 64, "code_dim": 8},
     }
+    _choices: ClassVar[dict[str, tuple]] = {
+        "quantizer": QUANTIZER_FAMILIES,
+        "mask": MASK_MODES,
+        "mask_head": MASK_HEADS,
+        "quantizer_branches": QUANTIZER_BRANCHES,
+        "codebook_init": CODEBOOK_INITS,
+        "vq_gradient": VQ_GRADIENTS,
+    }
+    _legacy: ClassVar[dict[str, Any]] = {"mask_head": "reference"}  # before the head was chosen
 
 
 @dataclass
@@ -109,7 +149,16 @@ class TrainConfig(_Config):
     amsgrad: bool = True  # Adam variant used by the reference
     plateau_factor: float = 0.5  # ReduceLROnPlateau factor
     plateau_patience: int = 3  # ReduceLROnPlateau patience, in validations
+    # The objective (mmslim.nn.losses): "ssim" is the paper's, "radar" keeps what radar users use.
+    objective: str = "ssim"
     ssim_window: str = "box"  # "box" (reference, 11x11 uniform) or "gaussian" (11x11, sigma 1.5)
+    target_db: float = 40.0  # radar: target region = cells within this of the frame's peak
+    target_weight: float = 1.0  # radar: |dB error| on target cells
+    background_weight: float = 1.0  # radar: local mean power over CFAR's window, in dB
+    spread_weight: float = 0.1  # radar: local spread of the dB map (texture is not kept)
+    split_weight: float = 1.0  # radar: MaskNet told where the targets are (balanced BCE)
+    phase_weight: float = 1.0  # radar, phase stage: 1 - cos error, weighted by target strength
+    rate_weight: float = 0.0  # lambda: x estimated bits per map element (0: no rate term)
     val_fraction: float = 0.25  # share of subjects held out for validation
     val_every: int = 1  # validate every N epochs
     seed: int = 0  # seeds torch, numpy and the split
@@ -121,14 +170,20 @@ class TrainConfig(_Config):
         "paper": {},
         # Larger learning rates so that a few minutes on 2 CPU cores give a usable model.
         "cpu-small": {
-            "epochs": 40,
+            "epochs": 12,
             "batch_size": 16,
             "lr_hi": 1e-3,
             "lr_lo": 1e-3,
-            "lr_mask": 5e-4,
+            "lr_mask": 5e-3,
             "lr_codebook_scale": 10.0,
+            "objective": "radar",
+            "rate_weight": 1.0,
+            "val_every": 4,
         },
+        "tiny": {"epochs": 2, "batch_size": 4, "lr_hi": 1e-3, "lr_lo": 1e-3, "lr_mask": 1e-3},
     }
+    _choices: ClassVar[dict[str, tuple]] = {"objective": OBJECTIVES, "ssim_window": SSIM_WINDOWS}
+    _legacy: ClassVar[dict[str, Any]] = {"objective": "ssim"}  # before the radar objective
 
 
 __all__ = ["PRESETS", "ModelConfig", "TrainConfig"]

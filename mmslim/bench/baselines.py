@@ -20,9 +20,9 @@ JPEG XL and JPEG 2000 take 16-bit integer images: maps are quantised to ``round(
 their quality at high rates.
 
 What is counted. Every codec is charged the container mmSlim's files use
-(:func:`mmslim.codec.container.file_bytes`): the 32-byte header and 4-byte CRC per file, the
-per-frame side info (min, max) in float32, 64 bits per frame, and a 4-byte length per frame,
-byte for byte the overhead mmSlim pays. The strings themselves include whatever each codec
+(:func:`mmslim.codec.container.file_bytes`): the 44-byte header and 4-byte CRC per file, and
+per frame a 2-byte sequence number, the side info (min, max) in float32 (64 bits) and a 4-byte
+length, byte for byte the overhead mmSlim pays. The strings themselves include whatever each codec
 writes into its own stream (JPEG XL and J2K codestream headers, SZ3's and ZFP's headers).
 Frames are coded independently, as mmSlim's are, so a sensor can send each frame on its own.
 The rate is ``8 len(file)`` over the number of map values.
@@ -52,11 +52,12 @@ class Codec:
     knob: str  # what the setting means, for tables and legends
     settings: tuple[float, ...]
 
-    def encode(self, maps01: np.ndarray, setting: float) -> list[bytes]:
-        """(N, H, W) float32 in [0, 1] -> N frame strings."""
+    def encode(self, maps01: np.ndarray, setting: float, side=None) -> list[bytes]:
+        """(N, H, W) float32 in [0, 1] -> N frame strings. ``side``: (N, 2) per-frame (min,
+        max) in physical units, which the receiver also has (image codecs ignore it)."""
         return [self._encode_frame(np.ascontiguousarray(m), setting) for m in maps01]
 
-    def decode(self, strings: Sequence[bytes], shape: tuple[int, int], setting: float):
+    def decode(self, strings: Sequence[bytes], shape: tuple[int, int], setting: float, side=None):
         """N frame strings -> (N, H, W) float32 in [0, 1]."""
         out = np.zeros((len(strings), *shape), np.float32)
         for i, s in enumerate(strings):
@@ -123,6 +124,52 @@ class QuantZstd(Codec):
         return q / (2 ** int(setting) - 1)
 
 
+class SparseList(Codec):
+    """A detection-list coder, close to what radar sensors send today: the cells within
+    ``setting`` dB of the frame's peak (their positions as a bitmap, their values in 2 dB steps),
+    and the noise floor as one level per range bin (its mean power, in 0.5 dB steps: a median
+    would sit ~2.5 dB under the mean power of Rayleigh noise and lower every CFAR threshold);
+    the receiver fills every other cell with its range bin's level. Packed and compressed with
+    zstd (level 19), so the rate is real bytes. It needs each frame's dB span (side info)."""
+
+    step_db, floor_step_db = 2.0, 0.5
+
+    def encode(self, maps01, setting, side=None):
+        out = []
+        for m, (vmin, vmax) in zip(maps01, _require_side(side, len(maps01))):
+            rel = (m.astype(np.float64) - 1.0) * (vmax - vmin)  # (H, W) dB below the peak
+            keep = rel >= -setting  # (H, W)
+            values = np.round((rel[keep] + setting) / self.step_db).astype(np.uint8)  # (M,)
+            power = np.where(keep, np.nan, 10.0 ** (rel / 10.0))  # (H, W) floor cells only
+            with np.errstate(all="ignore"):  # a column of kept cells only: no floor there
+                floor = 10.0 * np.log10(np.nanmean(power, axis=0))  # (W,) per range bin
+            floor = np.nan_to_num(floor, nan=-setting)
+            floor_q = np.clip(np.round(-floor / self.floor_step_db), 0, 255).astype(np.uint8)
+            payload = np.packbits(keep).tobytes() + values.tobytes() + floor_q.tobytes()
+            out.append(bytes(imagecodecs.zstd_encode(payload, level=19)))
+        return out
+
+    def decode(self, strings, shape, setting, side=None):
+        h, w = shape
+        maps = np.zeros((len(strings), h, w), np.float32)
+        for i, (s, (vmin, vmax)) in enumerate(zip(strings, _require_side(side, len(strings)))):
+            raw = np.frombuffer(imagecodecs.zstd_decode(bytes(s)), np.uint8)
+            n_bitmap = (h * w + 7) // 8
+            keep = np.unpackbits(raw[:n_bitmap])[: h * w].astype(bool).reshape(h, w)
+            values = raw[n_bitmap : n_bitmap + keep.sum()].astype(np.float64)
+            floor = -raw[n_bitmap + keep.sum() :].astype(np.float64) * self.floor_step_db  # (W,)
+            rel = np.broadcast_to(floor, (h, w)).copy()
+            rel[keep] = values * self.step_db - setting
+            maps[i] = 1.0 + rel / (vmax - vmin)
+        return np.clip(maps, 0.0, 1.0)
+
+
+def _require_side(side, n: int) -> np.ndarray:
+    if side is None or np.shape(side) != (n, 2):
+        raise ValueError("the sparse coder needs each frame's (min, max): pass side (N, 2)")
+    return np.asarray(side, dtype=np.float64)
+
+
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
@@ -136,6 +183,7 @@ CODECS: dict[str, Codec] = {
         ZFP("zfp", "tolerance", (2.0, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)),
         ZFPRate("zfp-rate", "bits/value", (0.5, 0.75, 1.0, 1.5, 2.0, 4.0)),
         QuantZstd("quant-zstd", "bits", (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)),
+        SparseList("sparse", "dB below peak", (25.0, 30.0, 35.0, 40.0, 45.0, 50.0)),
     )
 }
 
@@ -159,14 +207,16 @@ class Encoded:
 def compress(codec: Codec, setting: float, maps: np.ndarray) -> Encoded:
     """Maps in physical units (N, H, W) -> coded frames (normalised per frame, side info kept)."""
     maps01, vmin, vmax = normalize(np.asarray(maps, dtype=np.float32))  # (N, H, W), (N,), (N,)
-    strings = codec.encode(maps01.astype(np.float32), setting)
     side = np.stack([vmin, vmax], axis=1).astype(np.float32)  # (N, 2)
+    strings = codec.encode(maps01.astype(np.float32), setting, side)
     return Encoded(codec, setting, tuple(strings), side, tuple(maps.shape[1:]))
 
 
 def decompress(encoded: Encoded) -> np.ndarray:
     """Coded frames of :func:`compress` -> maps in physical units (N, H, W) float32."""
-    maps01 = encoded.codec.decode(list(encoded.strings), encoded.shape, encoded.setting)
+    maps01 = encoded.codec.decode(
+        list(encoded.strings), encoded.shape, encoded.setting, encoded.side
+    )
     return denormalize(maps01, encoded.side[:, 0], encoded.side[:, 1]).astype(np.float32)
 
 

@@ -36,18 +36,23 @@ import torch
 from mmslim.bench import baselines
 from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.config import KINDS
-from mmslim.data.dataset import FrameSet, load_frames, normalize, split_subjects
+from mmslim.data.dataset import FRAME_SHAPE, FrameSet, load_frames, normalize, split_subjects
+from mmslim.data.radar import RadarConfig
 from mmslim.data.samples import sample_path
 from mmslim.files import write_csv
 from mmslim.metrics import radar as radar_metrics
 from mmslim.metrics.image import psnr, ssim
+from mmslim.metrics.walker import walker_errors
 from mmslim.training.checkpoint import load_checkpoint, load_model
 
 # Distortions plotted per kind; higher is better for ssim, psnr and cfar_*, lower for the rest.
 METRICS = {
-    "amplitude": ("ssim", "psnr", "amp_mae_db", "amp_mae_db_target", "cfar_f1", "cfar_precision",
-                  "cfar_recall", "peak_err_doppler_moving", "peak_err_range_moving"),
-    "phase": ("ssim", "psnr", "phase_err", "phase_err_weighted", "phase_err_target"),
+    "amplitude": ("ssim", "psnr", "psnr_over_constant", "amp_mae_db", "amp_mae_db_target",
+                  "cfar_f1", "cfar_precision", "cfar_recall", "peak_err_doppler_moving",
+                  "peak_err_range_moving", "walker_range_err_m", "walker_velocity_err_mps",
+                  "walker_extent_err_mps", "walker_missed", "cadence_err_hz"),
+    "phase": ("ssim", "psnr", "psnr_over_constant", "phase_err", "phase_err_weighted",
+              "phase_err_target"),
 }  # fmt: skip
 
 
@@ -64,12 +69,18 @@ class Method:
     decompress: Callable[[bytes | baselines.Encoded], np.ndarray]
 
 
-def model_method(name: str, family: str, model, kind: str) -> Method:
+def model_method(name: str, family: str, model, kind: str, frame_shape=FRAME_SHAPE) -> Method:
+    """mmSlim (or an ablation) through the real file path; ``frame_shape`` (H, W) is what the
+    receiver expects (another scenario's radar makes other maps)."""
+
     def enc(maps, amp):
         return compress_maps(model, maps, kind, "ans", amp if kind == "phase" else None)
 
+    def dec(data):
+        return decompress_maps(model, data, kind=kind, frame_shape=tuple(frame_shape))[0]
+
     setting = f"K={model.config.num_codes} mask={model.config.mask}"
-    return Method(name, family, setting, enc, lambda data: decompress_maps(model, data)[0])
+    return Method(name, family, setting, enc, dec)
 
 
 def classical_methods(codecs=None) -> list[Method]:
@@ -106,19 +117,38 @@ def validation_frames(frames: FrameSet, checkpoint=None, limit: int | None = Non
     return frames
 
 
-def distortion(kind: str, orig: np.ndarray, recon: np.ndarray, amp: np.ndarray) -> dict:
+def distortion(
+    kind: str,
+    orig: np.ndarray,
+    recon: np.ndarray,
+    amp: np.ndarray,
+    radar: RadarConfig | None = None,
+    sequences: np.ndarray | None = None,
+) -> dict:
     """Every distortion of one kind. orig, recon: (N, H, W) physical units; amp: the original
-    amplitude (N, H, W) dB (target region and weights of the phase metrics)."""
+    amplitude (N, H, W) dB (target region and weights of the phase metrics); radar: the axes
+    of the walker estimates; sequences: (N,) labels of consecutive frames (gait cadence)."""
     x01, vmin, vmax = normalize(orig)  # the reconstruction is scaled by the original's range
     x = torch.from_numpy(x01)[:, None].float()  # (N, 1, H, W)
     y = torch.from_numpy(normalize(recon, vmin, vmax)[0])[:, None].float()
-    row = {"ssim": float(ssim(x, y)), "psnr": float(psnr(x, y))}
+    flat = x.mean(dim=(2, 3), keepdim=True).expand_as(x)  # each frame's mean: a constant map
+    row = {
+        "ssim": float(ssim(x, y)),
+        "psnr": float(psnr(x, y)),
+        "psnr_over_constant": float(psnr(x, y) - psnr(x, flat)),
+    }
     if kind == "amplitude":
-        return {**row, **radar_metrics.amplitude_metrics(orig, recon)}
+        return {
+            **row,
+            **radar_metrics.amplitude_metrics(orig, recon),
+            **walker_errors(orig, recon, radar, sequences),
+        }
     return {**row, **radar_metrics.phase_error(orig, recon, amp)}
 
 
-def run_method(method: Method, kind: str, frames: FrameSet) -> dict:
+def run_method(
+    method: Method, kind: str, frames: FrameSet, radar: RadarConfig | None = None
+) -> dict:
     """Compress, decompress, measure: one row."""
     maps, amp = getattr(frames, kind), frames.amplitude
     method.decompress(method.compress(maps[:1], amp[:1]))  # warm-up: first-call costs untimed
@@ -128,6 +158,7 @@ def run_method(method: Method, kind: str, frames: FrameSet) -> dict:
     recon = method.decompress(data)
     t2 = time.perf_counter()
     bpe = 8 * len(data) / maps.size
+    sequences = np.char.add(frames.subject.astype(str), frames.sequence.astype(str))
     return {
         "kind": kind,
         "codec": method.codec,
@@ -138,10 +169,18 @@ def run_method(method: Method, kind: str, frames: FrameSet) -> dict:
         "bits_per_element": bpe,
         "ratio_f32": 32 / bpe,
         "ratio_i16": 16 / bpe,
-        **distortion(kind, maps, recon, amp),
+        **distortion(kind, maps, recon, amp, radar, sequences),
         "enc_fps": len(maps) / (t1 - t0),
         "dec_fps": len(maps) / (t2 - t1),
     }
+
+
+def scenario_frames(name: str, frames: int = 20, walkers: int = 3, seed: int = 7) -> FrameSet:
+    """Frames of a simulator scenario the models never trained on (``lab77`` by default: another
+    radar, two people, more clutter and noise): ``walkers`` sequences of ``frames`` frames."""
+    from mmslim.data.simulator import simulate_dataset
+
+    return simulate_dataset(walkers, 1, frames, seed, progress=False, scenario=name)
 
 
 def run_rd(
@@ -155,19 +194,27 @@ def run_rd(
     plot: bool = True,
     progress: bool = False,
     threads: int = 1,
+    scenarios: tuple[str, ...] = ("held-out",),
+    operating_points=None,
 ) -> list[dict]:
     """Run the benchmark; returns the rows (dicts) and writes CSVs and plots into ``out``.
 
     data: folder layout or ``.npz`` (default: the shipped sample). checkpoint: an mmSlim
     ``amplitude.pt`` or ``phase.pt`` (the other is looked up beside it; ``None``: classical codecs
     only). ablations: folder of ``NAME/{kind}.pt`` (default ``data_samples/ablations`` if it
-    exists). frames: limit on validation frames. codecs: subset of ``baselines.CODECS`` values.
-    threads: torch threads while it runs.
+    exists). operating_points: folder of ``NAME/{kind}.pt``, more mmSlim models trained at other
+    rates (drawn as one curve with ``checkpoint``). frames: limit on validation frames (held-out
+    scenario). codecs: subset of ``baselines.CODECS`` values. threads: torch threads while it
+    runs. scenarios: ``"held-out"`` (walkers of ``data`` outside the checkpoint's training split)
+    and/or a simulator scenario name (``"lab77"``: frames no model has seen from another set-up).
     """
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        rows = _run(data, checkpoint, frames, ablations, kinds, codecs, progress)
+        rows = _run(
+            data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios,
+            operating_points,
+        )  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
     if out is not None:
@@ -181,56 +228,83 @@ def run_rd(
     return rows
 
 
-def _run(data, checkpoint, frames, ablations, kinds, codecs, progress) -> list[dict]:
-    fs = load_frames(data or sample_path("sample.npz"), expected_shape=None)
-    ckpts = find_checkpoints(checkpoint) if checkpoint else {}
-    val = validation_frames(fs, next(iter(ckpts.values()), None), frames)
+def _learned(checkpoint, ablations, operating_points) -> list[tuple[str, str, dict]]:
+    """(name, family, {kind: checkpoint}) of every learned model to measure."""
+    learned = [("mmslim", "mmslim", find_checkpoints(checkpoint) if checkpoint else {})]
+    for folder, family in ((operating_points, "mmslim"), (ablations, "ablation")):
+        if folder is None or not Path(folder).is_dir():
+            continue
+        for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+            found = {k: sub / f"{k}.pt" for k in KINDS if (sub / f"{k}.pt").is_file()}
+            learned.append(("mmslim" if family == "mmslim" else sub.name, family, found))
+    return learned
+
+
+def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios, points):
     ablations = Path(ablations) if ablations else sample_path("ablations")
-    learned = [("mmslim", "mmslim", ckpts)]
-    if ablations.is_dir():
-        for folder in sorted(p for p in ablations.iterdir() if p.is_dir()):
-            found = {k: folder / f"{k}.pt" for k in KINDS if (folder / f"{k}.pt").is_file()}
-            learned.append((folder.name, "ablation", found))
+    learned = _learned(checkpoint, ablations, points)
+    sets = {}
+    for scenario in scenarios:
+        if scenario == "held-out":
+            fs = load_frames(data or sample_path("sample.npz"), expected_shape=None)
+            first = next(iter(learned[0][2].values()), None)
+            sets[scenario] = (validation_frames(fs, first, frames), RadarConfig())
+        else:
+            from mmslim.data.simulator import SCENARIOS
+
+            sets[scenario] = (scenario_frames(scenario), SCENARIOS[scenario].radar)
     rows = []
-    for kind in kinds:
-        methods = [
-            model_method(name, family, load_model(paths[kind], kind)[0], kind)
-            for name, family, paths in learned
-            if kind in paths
-        ]
-        for method in methods + classical_methods(codecs):
-            rows.append(run_method(method, kind, val))
-            if progress:
-                print(kind, method.codec, method.setting, f"{rows[-1]['bits_per_element']:.3f} bpe")
+    for scenario, (val, radar) in sets.items():
+        for kind in kinds:
+            methods = []
+            for name, family, paths in learned:
+                if kind in paths:
+                    model, state = load_model(paths[kind], kind)
+                    method = model_method(name, family, model, kind, val.amplitude.shape[1:])
+                    rate_weight = state.get("train_config", {}).get("rate_weight", 0.0)
+                    method.setting += f" lambda={rate_weight:g}"
+                    methods.append(method)
+            for method in methods + classical_methods(codecs):
+                rows.append({"scenario": scenario, **run_method(method, kind, val, radar)})
+                if progress:
+                    r = rows[-1]
+                    print(f"{scenario} {kind} {method.codec} {method.setting}: "
+                          f"{r['bits_per_element']:.3f} bits/element", flush=True)  # fmt: skip
     return rows
 
 
 def at_rate(rows: list[dict], reference: str = "mmslim") -> list[dict]:
-    """Each classical curve interpolated linearly in bits per element at the reference's rate
-    (``reached`` False, no metrics, if it does not span it); learned models' rows as they are."""
+    """For each scenario and kind, each classical curve interpolated linearly in bits per element
+    at every rate of the reference (its operating points); ``reached`` False, and no metrics,
+    where a curve does not span that rate. Learned models' rows as they are."""
     out = []
-    for kind in dict.fromkeys(r["kind"] for r in rows):
-        if not (ref := curve(rows, kind, reference)):
-            continue
-        rate = ref[0]["bits_per_element"]
-        for codec in dict.fromkeys(r["codec"] for r in rows if r["kind"] == kind):
-            pts = curve(rows, kind, codec)
+    for scenario, kind in dict.fromkeys((r["scenario"], r["kind"]) for r in rows):
+        group = [r for r in rows if (r["scenario"], r["kind"]) == (scenario, kind)]
+        for codec in dict.fromkeys(r["codec"] for r in group):
+            pts = curve(group, kind, codec)
             if pts[0]["family"] != "classical":
                 out.extend({**r, "reached": True} for r in pts)
-                continue
-            x = np.array([r["bits_per_element"] for r in pts])
-            row = {"kind": kind, "codec": codec, "family": "classical", "setting": "interpolated"}
-            row.update(bits_per_element=rate, reached=bool(x[0] <= rate <= x[-1]))
-            for m in METRICS[kind] + ("enc_fps", "dec_fps"):
-                if m in pts[0] and row["reached"]:
-                    row[m] = float(np.interp(rate, x, [r[m] for r in pts]))
-            out.append(row)
+        for ref in curve(group, kind, reference):
+            rate = ref["bits_per_element"]
+            for codec in dict.fromkeys(r["codec"] for r in group):
+                pts = curve(group, kind, codec)
+                if pts[0]["family"] != "classical":
+                    continue
+                x = np.array([r["bits_per_element"] for r in pts])
+                row = {"scenario": scenario, "kind": kind, "codec": codec,
+                       "family": "classical", "setting": f"at {ref['setting']}"}  # fmt: skip
+                row.update(bits_per_element=rate, reached=bool(x[0] <= rate <= x[-1]))
+                for m in METRICS[kind] + ("enc_fps", "dec_fps"):
+                    if m in pts[0] and row["reached"]:
+                        row[m] = float(np.interp(rate, x, [r[m] for r in pts]))
+                out.append(row)
     return out
 
 
-def curve(rows: list[dict], kind: str, codec: str) -> list[dict]:
-    """The rows of one codec and kind, by increasing rate."""
-    pts = [r for r in rows if r["kind"] == kind and r["codec"] == codec]
+def curve(rows: list[dict], kind: str, codec: str, scenario: str | None = None) -> list[dict]:
+    """The rows of one codec and kind (and scenario, if given), by increasing rate."""
+    pts = [r for r in rows if r["kind"] == kind and r["codec"] == codec
+           and (scenario is None or r["scenario"] == scenario)]  # fmt: skip
     return sorted(pts, key=lambda r: r["bits_per_element"])
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmslim.config import BACKENDS, KINDS, QUANTIZER_BRANCHES
+from mmslim.config import BACKENDS, KINDS, PRESETS, QUANTIZER_BRANCHES
 
 
 def add_parser(sub) -> None:
@@ -36,6 +36,18 @@ def add_parser(sub) -> None:
     s.add_argument("--int8", action="store_true", help="also the int8 ONNX sender")
     s.set_defaults(func=_speed)
 
+    s = targets.add_parser("ddp", help="training samples/s under torchrun with 1, 2... processes")
+    s.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts (1 2)")
+    s.add_argument("--preset", default="cpu-small", choices=PRESETS)
+    s.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
+    s.add_argument("--device", default="cpu", help="cpu (Gloo) or cuda (NCCL, a GPU each)")
+    s.add_argument("--threads", type=int, default=1, help="CPU threads per process (default 1)")
+    s.add_argument("--batch-size", type=int, help="global batch (default: the preset's)")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--frames-per-sequence", type=int, help="use only the first frames")
+    s.add_argument("--out", type=Path, default=Path("runs/bench_ddp"), help="output folder")
+    s.set_defaults(func=_ddp)
+
     s = targets.add_parser("codec", help="bits/element and speeds of the real codec")
     s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
     s.add_argument("--checkpoint-dir", type=Path, help="folder of amplitude.pt and phase.pt")
@@ -49,9 +61,26 @@ def add_parser(sub) -> None:
     s.add_argument("--epochs", type=int, help="epochs for --train-ablations")
     s.add_argument("--frames", type=int, help="use at most this many validation frames")
     s.add_argument("--kind", choices=[*KINDS, "both"], default="both")
+    s.add_argument(
+        "--scenario", choices=["held-out", "lab77", "both"], default="both",
+        help="held-out walkers of --data, frames of another simulated set-up, or both",
+    )  # fmt: skip
+    s.add_argument("--operating-points", type=Path, help="folder of NAME/{amplitude,phase}.pt")
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.add_argument("--out", type=Path, default=Path("runs/rd"), help="output folder")
     s.set_defaults(func=_rd)
+
+    s = targets.add_parser("link", help="previews and lost fine indices: what a lossy link does")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--checkpoint", type=Path, help="mmSlim amplitude.pt (default: shipped)")
+    s.add_argument("--frames", type=int, default=40, help="validation frames (default 40)")
+    s.set_defaults(func=_link)
+
+    s = targets.add_parser("explorer", help="redraw times of notebook 08's mask explorer")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--checkpoint-dir", type=Path, help="folder of amplitude.pt and phase.pt")
+    s.add_argument("--repeats", type=int, default=5, help="redraws per kind of change (5)")
+    s.set_defaults(func=_explorer)
 
     s = targets.add_parser("quantizers", help="every quantizer variant, one budget, compared")
     s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
@@ -94,11 +123,48 @@ def _speed(args: argparse.Namespace) -> None:
     print_speed(bench_speed(args.checkpoint, args.data, settings))
 
 
+def _ddp(args: argparse.Namespace) -> None:
+    from mmslim.bench.ddp import bench_ddp
+    from mmslim.files import print_table
+
+    rows, epochs = bench_ddp(
+        tuple(args.nproc), args.preset, args.epochs, args.device, args.threads,
+        args.batch_size, args.data, args.frames_per_sequence, args.out,
+    )  # fmt: skip
+    print_table(rows)
+    print("\nper epoch")
+    print_table(epochs)
+
+
 def _codec(args: argparse.Namespace) -> None:
     from mmslim.bench.codec import bench_codec
     from mmslim.files import print_table
 
     print_table(bench_codec(args.data, args.checkpoint_dir))
+
+
+def _link(args: argparse.Namespace) -> None:
+    from mmslim.bench.link import link_bench
+    from mmslim.bench.rd import validation_frames
+    from mmslim.data.dataset import load_frames
+    from mmslim.data.samples import sample_path
+    from mmslim.files import print_table
+    from mmslim.training.checkpoint import load_model
+
+    checkpoint = args.checkpoint or sample_path("pretrained", "amplitude.pt")
+    model, _ = load_model(checkpoint, "amplitude")
+    frames = load_frames(args.data or sample_path("sample.npz"))
+    print_table(link_bench(model, validation_frames(frames, checkpoint, args.frames)))
+
+
+def _explorer(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmslim.bench.explorer import bench_explorer
+    from mmslim.files import print_table
+
+    print_table(bench_explorer(args.data, args.checkpoint_dir, args.repeats))
 
 
 def _quantizers(args: argparse.Namespace) -> None:
@@ -131,19 +197,22 @@ def _rd(args: argparse.Namespace) -> None:
     if args.train_ablations:
         train_ablations(data, ablations, checkpoint, args.epochs, KINDS)
     kinds = KINDS if args.kind == "both" else (args.kind,)
+    scenarios = ("held-out", "lab77") if args.scenario == "both" else (args.scenario,)
+    points = args.operating_points or sample_path("operating_points")
     rows = rd.run_rd(
         data, checkpoint, args.out, args.frames, ablations, kinds, progress=True,
-        threads=args.threads,
+        threads=args.threads, scenarios=scenarios, operating_points=points,
     )  # fmt: skip
-    columns = ("kind", "codec", "setting", "bits_per_element", "ratio_f32", "enc_fps", "dec_fps")
-    for kind in kinds:
-        print(f"\n{kind}: every method and setting")
-        print_table(
-            [{k: r[k] for k in (*columns, *rd.METRICS[kind])} for r in rows if r["kind"] == kind]
-        )
+    columns = ("codec", "setting", "bits_per_element", "ratio_f32", "enc_fps", "dec_fps")
     summary = rd.at_rate(rows)
-    for kind in kinds:
-        print(f"\n{kind}: at mmSlim's rate (classical curves interpolated; '' = not reached)")
-        keys = ("codec", "bits_per_element", *rd.METRICS[kind], "enc_fps", "dec_fps")
-        print_table([{k: r.get(k, "") for k in keys} for r in summary if r["kind"] == kind])
-    print(f"\nwrote {args.out}/rd.csv, rd_at_rate.csv and rd_<kind>.png")
+    for scenario in scenarios:
+        for kind in kinds:
+            group = [r for r in rows if (r["scenario"], r["kind"]) == (scenario, kind)]
+            print(f"\n{kind}, {scenario}: every method and setting")
+            print_table([{k: r.get(k, "") for k in (*columns, *rd.METRICS[kind])} for r in group])
+            print(f"\n{kind}, {scenario}: at mmSlim's rates (classical curves interpolated; "
+                  "'' = not reached)")  # fmt: skip
+            keys = ("codec", "setting", "bits_per_element", *rd.METRICS[kind])
+            at = [r for r in summary if (r["scenario"], r["kind"]) == (scenario, kind)]
+            print_table([{k: r.get(k, "") for k in keys} for r in at])
+    print(f"\nwrote {args.out}/rd.csv, rd_at_rate.csv and rd_<scenario>_<kind>.png")

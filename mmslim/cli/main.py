@@ -13,29 +13,70 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+import traceback
 from pathlib import Path
 
 from mmslim.cli import bench
-from mmslim.config import BACKENDS, CODING_MODES, PRESETS, STAGES
+from mmslim.cli.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    describe_error,
+    what_was_saved,
+)
+from mmslim.config import (
+    BACKENDS,
+    CODING_MODES,
+    MASK_HEADS,
+    OBJECTIVES,
+    PRESETS,
+    SCENARIO_NAMES,
+    STAGES,
+)
+from mmslim.data.dataset import FRAME_SHAPE
+
+KEY_HELP = (
+    "file holding the HMAC key (>= 16 secret bytes, same at both ends) that authenticates the "
+    "file against deliberate edits; make one with `head -c 32 /dev/urandom > link.key`"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code. Every failure becomes one line on stderr naming
+    the problem and the fix (exit 1; 2 for usage errors; 130 for Ctrl-C); ``--debug``, anywhere
+    on the line, adds the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: usage errors exit 2 (its message is printed), --help 0
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     if not hasattr(args, "func"):
-        parser.print_help()
-        return 2
+        parser.print_usage(sys.stderr)
+        print("mmslim: error: choose a command; `mmslim --help` lists them", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        # Our documented errors (DataError, CheckpointError, BitstreamError) are ValueErrors
-        # whose message already says what to do; no traceback for those.
-        print(f"mmslim {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        try:
+            saved = what_was_saved(args)
+        except Exception as err:  # e.g. a second Ctrl-C is not caught: the user insists
+            saved = f"could not tell what was saved ({describe_error(err)})"
+        print(f"mmslim {args.command}: interrupted; {saved}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if debug:
+            traceback.print_exc()
+        print(f"mmslim {args.command}: error: {describe_error(err, debug)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmslim", description=__doc__.split("\n\n")[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks (anywhere on the line)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("info", help="versions and the device found")
@@ -47,17 +88,31 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", type=int, default=2, help="sequences per walker (default 2)")
     s.add_argument("--frames", type=int, default=20, help="frames per sequence (default 20)")
     s.add_argument("--seed", type=int, default=0, help="seed (same seed, same frames)")
+    s.add_argument(
+        "--scenario", default="default", choices=SCENARIO_NAMES,
+        help="radar and scene set-up (default: the original captures'; lab77: a second one)",
+    )  # fmt: skip
     s.set_defaults(func=_simulate)
 
-    s = sub.add_parser("train", help="train the amplitude or the phase stage")
+    s = sub.add_parser(
+        "train",
+        help="train the amplitude or the phase stage",
+        description="Train one stage. The same command runs on several processes under torchrun "
+        "(one per GPU, or CPU processes with Gloo), on one machine or several: "
+        "torchrun --nproc_per_node=N --no-python mmslim train ... (--batch-size is the global "
+        "batch; rank 0 writes the files).",
+    )
     s.add_argument("--stage", required=True, choices=STAGES)
     s.add_argument("--data", required=True, type=Path, help="data folder or .npz bundle")
     s.add_argument("--out", required=True, type=Path, help="folder for checkpoint and history")
     s.add_argument("--preset", default="cpu-small", choices=PRESETS)
     s.add_argument("--epochs", type=int, help="override the preset's epochs")
-    s.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    s.add_argument("--batch-size", type=int, help="override the preset's (global) batch size")
     s.add_argument("--lr", type=float, help="one learning rate for every part")
     s.add_argument("--seed", type=int, help="override the seed")
+    s.add_argument("--objective", choices=OBJECTIVES, help="override the preset's objective")
+    s.add_argument("--rate-weight", type=float, help="lambda of the rate term (bits/element)")
+    s.add_argument("--mask-head", choices=MASK_HEADS, help="MaskNet head (reference: the paper's)")
     s.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, ...")
     s.add_argument("--resume", action="store_true", help="continue OUT/<stage>.pt")
     s.add_argument("--overwrite", action="store_true", help="start over if OUT/<stage>.pt exists")
@@ -76,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, type=Path, help="amplitude.pt or phase.pt")
     s.add_argument("--mode", default="ans", choices=CODING_MODES)
     s.add_argument("--amplitude", type=Path, help="amplitude .npy for a phase .npy input")
+    s.add_argument("--key-file", type=Path, help=KEY_HELP)
+    s.add_argument("--first-sequence", type=int, default=0, help="number of the first frame")
     s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the sender")
     s.set_defaults(func=_compress)
 
@@ -83,6 +140,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("input", type=Path)
     s.add_argument("output", type=Path)
     s.add_argument("--checkpoint", required=True, type=Path, help="the model that wrote it")
+    s.add_argument("--key-file", type=Path, help=KEY_HELP)
+    s.add_argument(
+        "--frame-shape",
+        nargs=2,
+        type=int,
+        default=list(FRAME_SHAPE),
+        metavar=("H", "W"),
+        help="frame size to expect (default %(default)s); other files are refused",
+    )
+    s.add_argument(
+        "--first-sequence",
+        type=int,
+        help="refuse a file that does not start at this frame number (the previous file's "
+        "first sequence + its frames): reveals frames lost between files",
+    )
     s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the receiver")
     s.set_defaults(func=_decompress)
 
@@ -119,17 +191,22 @@ def _simulate(args) -> None:
     if args.out.suffix == ".npz":
         from mmslim.data.dataset import save_bundle
 
-        frames = simulate_dataset(args.subjects, args.sequences, args.frames, args.seed)
+        frames = simulate_dataset(
+            args.subjects, args.sequences, args.frames, args.seed, scenario=args.scenario
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         save_bundle(frames, args.out)
         print(f"wrote {len(frames)} frames to {args.out}")
     else:
-        n = write_dataset(args.out, args.subjects, args.sequences, args.frames, args.seed)
+        n = write_dataset(
+            args.out, args.subjects, args.sequences, args.frames, args.seed, scenario=args.scenario
+        )
         print(f"wrote {n} frames to {args.out}/amplitude and {args.out}/phase")
 
 
 def _train(args) -> None:
     from mmslim.config import ModelConfig, TrainConfig
+    from mmslim.training.distributed import launch_env
     from mmslim.training.fit import train
 
     overrides = {
@@ -137,11 +214,16 @@ def _train(args) -> None:
         "batch_size": args.batch_size,
         "seed": args.seed,
         "tensorboard": args.tensorboard or None,
+        "objective": args.objective,
+        "rate_weight": args.rate_weight,
     }
     if args.lr is not None:
         overrides.update(lr_hi=args.lr, lr_lo=args.lr, lr_mask=args.lr)
     tcfg = TrainConfig.preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
     mcfg = ModelConfig.preset(args.preset)
+    if args.mask_head is not None:
+        mcfg = ModelConfig.preset(args.preset, mask_head=args.mask_head)
+    args.started = time.time()  # on Ctrl-C, tells this run's checkpoint from an older one
     result = train(
         args.stage,
         args.data,
@@ -153,6 +235,8 @@ def _train(args) -> None:
         overwrite=args.overwrite,
         device=args.device,
     )
+    if launch_env()[0] != 0:  # under torchrun, rank 0 alone reports
+        return
     last = result.history[-1] if result.history else {}
     if "val_ssim" in last:
         ssim, psnr = last["val_ssim"], last["val_psnr"]
@@ -175,35 +259,101 @@ def _prior(args) -> None:
 
 def _read_maps(path: Path, kind: str, amplitude: Path | None):
     """(maps (N, H, W), amplitude (N, H, W) or None) from .npy, a folder or a bundle."""
-    import numpy as np
-
     from mmslim.data.dataset import load_frames
 
     if path.suffix == ".npy":
-        maps = np.load(path, allow_pickle=False)
-        amp = np.load(amplitude, allow_pickle=False) if amplitude else None
-        if kind == "phase" and amp is None:
+        maps = _load_npy(path)
+        if kind == "phase" and amplitude is None:
             raise ValueError("a phase .npy needs --amplitude FILE: the mask looks at amplitude")
-        return _as_frames(maps), None if amp is None else _as_frames(amp)
+        return maps, None if amplitude is None else _load_npy(amplitude)
+    if path.is_file() and path.suffix != ".npz":
+        raise ValueError(f"{path} is neither a .npy map file, an .npz bundle nor a data folder")
     frames = load_frames(path, expected_shape=None)
     return getattr(frames, kind), frames.amplitude
 
 
-def _as_frames(a):
-    """One (H, W) map becomes (1, H, W); (N, H, W) stays."""
-    return a[None] if a.ndim == 2 else a
+def _load_npy(path: Path):
+    """A .npy file of one (H, W) map or (N, H, W) maps, as (N, H, W); integer maps are
+    converted to float32 with a note, anything else that is not a real float array refused."""
+    import numpy as np
+
+    head = _read_file(path, ".npy map file")[:6]
+    if head != b"\x93NUMPY":
+        raise ValueError(
+            f"{path} is not a readable .npy file (it does not start with numpy's magic bytes); "
+            "save maps with numpy.save(path, maps)"
+        )
+    try:
+        maps = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "Object arrays" in str(err):
+            raise ValueError(
+                f"{path} holds Python objects, not numbers; mmslim never unpickles input. Save "
+                "a float array: numpy.save(path, np.asarray(maps, dtype=np.float32))"
+            ) from None
+        raise ValueError(f"{path} is a damaged .npy file ({err}); save it again") from None
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{path} is a truncated or damaged .npy file ({err})") from None
+    if maps.dtype.kind in "iu":
+        print(f"note: {path} holds {maps.dtype} values; converted to float32", file=sys.stderr)
+        maps = maps.astype(np.float32)
+    if maps.ndim == 2:
+        maps = maps[None]  # one (H, W) map becomes (1, H, W)
+    return maps  # dtype, shape and values are checked by compress_maps (codec.inputs)
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass the {what} itself")
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; pass an existing {what}")
+    return path.read_bytes()
+
+
+def _model(path: Path):
+    """(model, its stage) from a checkpoint."""
+    from mmslim.training.checkpoint import CheckpointError, load_model
+
+    model, state = load_model(path)
+    if state.get("stage") not in STAGES:
+        raise CheckpointError(f"{path} does not say which stage it trained ({STAGES})")
+    return model, state["stage"]
+
+
+def _key(args):
+    from mmslim.codec import read_key_file
+
+    return None if args.key_file is None else read_key_file(args.key_file)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically: an interrupted command leaves no half file."""
+    from mmslim.files import atomic_write
+
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass the name of the file to write")
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _compress(args) -> None:
     from mmslim.codec.maps import compress_maps
     from mmslim.codec.rate import rate_report
-    from mmslim.training.checkpoint import load_model
 
-    model, state = load_model(args.checkpoint)
-    kind = state["stage"]
+    key = _key(args)
+    model, kind = _model(args.checkpoint)
     maps, amp = _read_maps(args.input, kind, args.amplitude)
-    data = compress_maps(model, maps, kind, args.mode, amp, progress=True, backend=args.backend)
-    args.output.write_bytes(data)
+    data = compress_maps(
+        model,
+        maps,
+        kind,
+        args.mode,
+        amp,
+        progress=True,
+        key=key,
+        first_sequence=args.first_sequence,
+        backend=args.backend,
+    )
+    _write(args.output, data)
     r = rate_report(data, maps.size)
     print(
         f"{len(maps)} {kind} frame(s) -> {args.output} ({len(data)} bytes): "
@@ -212,44 +362,69 @@ def _compress(args) -> None:
 
 
 def _decompress(args) -> None:
+    import io
+
     import numpy as np
 
     from mmslim.codec.maps import decompress_maps
-    from mmslim.training.checkpoint import load_model
 
-    model, _ = load_model(args.checkpoint)
+    key = _key(args)
+    data = _read_file(args.input, ".mmsl file")
+    if args.output.is_dir():
+        raise ValueError(f"{args.output} is a folder; pass the name of the .npy file to write")
+    model, kind = _model(args.checkpoint)
     maps, decoded = decompress_maps(
-        model, args.input.read_bytes(), progress=True, backend=args.backend
+        model,
+        data,
+        progress=True,
+        kind=kind,
+        frame_shape=tuple(args.frame_shape),
+        key=key,
+        first_sequence=args.first_sequence,
+        backend=args.backend,
     )
-    np.save(args.output, maps)
-    print(f"{len(maps)} {decoded.kind} frame(s) {maps.shape[1:]} -> {args.output}")
+    output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
+    buffer = io.BytesIO()
+    np.save(buffer, maps)
+    _write(output, buffer.getvalue())
+    first, n = decoded.header.first_sequence, len(maps)
+    numbers = f"numbered {first} to {first + n - 1}" if n else "none"
+    print(f"{n} {decoded.kind} frame(s) of {maps.shape[1:]} ({numbers}) -> {output}")
 
 
 def _export(args) -> None:
     from mmslim.export.onnx import export_onnx
-    from mmslim.training.checkpoint import load_model
 
-    model, state = load_model(args.checkpoint)
+    model, kind = _model(args.checkpoint)
     for path in export_onnx(model, args.out):
-        print(f"{state['stage']} {path.stem}: {path} ({path.stat().st_size} bytes)")
+        print(f"{kind} {path.stem}: {path} ({path.stat().st_size} bytes)")
 
 
 def _inspect(args) -> None:
     from mmslim.codec import rate_report, read_header
 
-    data = args.input.read_bytes()
+    data = _read_file(args.input, ".mmsl file")
     h = read_header(data)
-    height, width = 4 * h.shape_hi[0], 4 * h.shape_hi[1]
-    r = rate_report(data, h.num_frames * height * width)
+    height, width = h.frame_shape
+    elements = h.num_frames * height * width  # 0: no frames, or a frame size not recorded
+    r = rate_report(data, max(1, elements))
+    tag = "HMAC-SHA256 tag (verified on decode, with --key-file)" if h.tagged else "none"
+    size = f"{height} x {width}" if height else "a size not recorded"
     print(f"file          {args.input} ({len(data)} bytes, format v{h.version})")
     print(f"kind, mode    {h.kind}, {h.mode}")
     print(f"model         {h.fingerprint.hex()}")
-    print(f"frames        {h.num_frames} of {height} x {width}")
+    print(f"frames        {h.num_frames} of {size}, first sequence {h.first_sequence}")
     print(f"index grids   hi {h.shape_hi}, lo {h.shape_lo}, K = {h.num_codes}")
-    print(f"bits/element  {r.bits_per_element:.4f}  (fixed-length: {r.fixed_bits_per_element:.4f})")
-    print(f"ratio         {r.ratio_vs_float32:.1f}x vs float32, {r.ratio_vs_int16:.1f}x vs int16")
+    if elements:
+        fixed = r.fixed_bits_per_element
+        print(f"bits/element  {r.bits_per_element:.4f}  (fixed-length: {fixed:.4f})")
+        print(
+            f"ratio         {r.ratio_vs_float32:.1f}x vs float32, {r.ratio_vs_int16:.1f}x vs int16"
+        )
+    print(f"bits/index    {r.bits_per_index:.4f}")
+    print(f"authenticated {tag}")
     print(
-        f"bytes         header+crc {r.header_bytes}, side info {r.side_bytes}, "
+        f"bytes         header+tag+crc {r.header_bytes}, side info {r.side_bytes}, "
         f"framing {r.framing_bytes}, payload {r.payload_bytes}"
     )
 

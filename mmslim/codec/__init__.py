@@ -3,24 +3,37 @@
 Read in this order: :mod:`~mmslim.codec.prior` (the per-branch index counts the model carries),
 :mod:`~mmslim.codec.ans` and :mod:`~mmslim.codec.prefix` (ANS, Huffman and fixed-length coders),
 :mod:`~mmslim.codec.frames` (one frame's two index grids <-> a byte string),
-:mod:`~mmslim.codec.container` (the ``.mmsl`` file: header, side info, frames, checksum),
+:mod:`~mmslim.codec.header` and :mod:`~mmslim.codec.container` (the ``.mmsl`` file: header,
+frame records, checksum, every field checked before use), :mod:`~mmslim.codec.auth` (the
+optional HMAC tag), :mod:`~mmslim.codec.inputs` (what maps may be coded),
 :mod:`~mmslim.codec.rate` (every byte accounted for) and :mod:`~mmslim.codec.maps` (maps in
 physical units <-> a file, through a model). The model never writes bytes itself.
 """
 
-from mmslim.codec.container import DecodedFile, Header, decode_file, encode_file, read_header
+from mmslim.codec.auth import read_key_file
+from mmslim.codec.container import DecodedFile, decode_file, encode_file, read_header
 from mmslim.codec.frames import BitstreamError, FrameCoder, decode_frames, encode_frames
-from mmslim.codec.maps import compress_maps, decompress_maps, encode_maps, fit_prior
+from mmslim.codec.header import Expected, Header
+from mmslim.codec.inputs import check_maps
+from mmslim.codec.maps import (
+    compress_maps,
+    decompress_maps,
+    encode_maps,
+    expected_of,
+    fit_prior,
+)
 from mmslim.codec.prior import IndexPrior
 from mmslim.codec.rate import RateReport, rate_report
 
 __all__ = [
     "BitstreamError",
     "DecodedFile",
+    "Expected",
     "FrameCoder",
     "Header",
     "IndexPrior",
     "RateReport",
+    "check_maps",
     "compress_maps",
     "decode_file",
     "decode_frames",
@@ -28,7 +41,9 @@ __all__ = [
     "encode_file",
     "encode_frames",
     "encode_maps",
+    "expected_of",
     "fit_prior",
     "rate_report",
     "read_header",
+    "read_key_file",
 ]

@@ -1,4 +1,4 @@
-"""The ``.mmsl`` file: header, side info, frame strings, checksum.
+"""The ``.mmsl`` file: header, frame records, an optional HMAC tag, checksum.
 
 The model never writes bytes (DESIGN §4): it hands over index grids, ``hi`` (N, h1, w1) and
 ``lo`` (N, h2, w2) with values in [0, K), plus side info, the per-frame (min, max) used to
@@ -6,81 +6,79 @@ normalise the map to [0, 1]. :mod:`mmslim.codec.frames` turns each frame's grids
 one of three modes (``"fixed"``, ``"huffman"``, ``"ans"``); this module wraps the strings in a
 file.
 
-File layout (all integers little-endian)::
+File layout, format 2 (all integers little-endian)::
 
     offset       size          field
     0            4             magic b"MMSL"
-    4            1             format version (uint8), currently 1; newer versions are refused
+    4            1             format version (uint8), 2; other versions are refused
     5            1             coding mode: 0 fixed, 1 huffman, 2 ans
     6            1             map kind: 0 amplitude, 1 phase
     7            1             side-info dtype: 0 float32, 1 float16
-    8            8             model fingerprint (model weights + prior, made by the caller)
-    16           4             N, number of frames (uint32)
-    20           4             K, codebook size (uint32, 2..32768)
-    24           8             h1, w1, h2, w2: grid shapes (uint16 each)
-    32           N × 2 × s     side info: (min, max) per frame, s = 4 (float32) or 2 (float16)
-    ...          N × (4 + L)   frames: uint32 payload length L, then the frame string
+    8            1             flags: bit 0 set if an HMAC tag precedes the CRC; other bits 0
+    9            3             reserved, zero
+    12           8             model fingerprint (model weights + prior, made by the caller)
+    20           4             N, number of frames (uint32)
+    24           4             K, codebook size (uint32, 2..32768)
+    28           4             sequence number of the first frame (uint32)
+    32           4             H, W: frame shape (uint16 each; 0 x 0 if not recorded)
+    36           8             h1, w1, h2, w2: grid shapes (uint16 each)
+    44           N records     per frame: sequence number (uint16, (first + i) mod 2**16),
+                               (min, max) side info (2 × s bytes, s = 4 float32 or 2 float16),
+                               payload length L (uint32), then the frame string (L bytes)
+    end − 36     32            HMAC-SHA256 of every byte before it (only if flag bit 0)
     end − 4      4             CRC32 of every byte before it
 
-Side-info precision: float32 by default. The map pipeline works in float32, so the decoder gets
-exactly the encoder's (min, max) and de-normalisation adds **no** error; it costs 64 bits per frame
-(about 1% of the rate at 6 bits/index). ``side_dtype="float16"`` halves that; its rounding error
-(at most 2**-11 relative) moves every de-normalised value by at most max(|Δmin|, |Δmax|):
-≤ 0.03 dB for a dB map within ±128 dB and ≤ 0.001 rad for phase in (−π, π]. float16 overflows
-above 65504 (e.g. linear power), so encoding refuses non-finite results.
+Integrity. The CRC catches accidents (flipped bits, truncation). Frame sequence numbers catch
+frames dropped, duplicated or reordered inside a file, and the first sequence number lets a
+receiver check continuity across files. Neither resists deliberate edits (anyone can recompute
+them): for a hostile link, pass a key and every file carries an HMAC tag (:mod:`mmslim.codec.auth`).
 
-Any bad stream (truncated, corrupted, random, other model, newer version) raises
-``BitstreamError`` saying what is wrong. The CRC catches corruption before anything is parsed;
-every length and shape is still checked before use, and every decoded index is checked < K.
-A single frame string carries no checksum of its own: ``decode_frames`` checks its structure
-but cannot detect all corruption (the file's CRC does).
+Bounded decoding. Everything a decoder will allocate follows from the header, so the header is
+checked first: against the decoding model when one is given (:class:`Expected`: fingerprint, K,
+kind, frame shape and the grids the model makes for it), then every frame record (sequence number,
+side info finite, min < max and within the plausible range of the kind, payload length within what
+its index count can need in its mode), all before any frame is decoded. Each entropy decoder then
+consumes exactly its payload. Any bad file raises ``BitstreamError`` naming the field.
+
+Side-info precision: float32 by default, so de-normalisation adds **no** error; it costs 64 bits
+per frame. ``side_dtype="float16"`` halves that; its rounding error (at most 2**-11 relative)
+moves every de-normalised value by at most max(|Δmin|, |Δmax|): ≤ 0.03 dB for a dB map within
+±128 dB and ≤ 0.001 rad for phase.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import struct
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 
-from mmslim.codec.frames import BitstreamError, decode_frames, encode_frames
+from mmslim.codec import auth
+from mmslim.codec.frames import BitstreamError, decode_frames, encode_frames, payload_bounds
+from mmslim.codec.header import (
+    CRC_BYTES,
+    HEADER,
+    LENGTH,
+    SEQUENCE,
+    SIDE_DTYPES,
+    Expected,
+    Header,
+    pack_header,
+    parse_header,
+)
+from mmslim.codec.inputs import VALUE_RANGES
 from mmslim.codec.prior import IndexPrior
-from mmslim.config import CODING_MODES, KINDS, MAX_CODES
+from mmslim.config import KINDS
 
-MAGIC = b"MMSL"
-FORMAT_VERSION = 1
-SIDE_DTYPES = {"float32": "<f4", "float16": "<f2"}
-HEADER = struct.Struct("<4sBBBB8sII4H")  # magic … shapes: 32 bytes
-CRC_BYTES = 4
-MAX_INDICES_PER_FILE = 1 << 26  # ~70k frames of 952 indices; bounds memory on hostile headers
+# Without the decoding model's grid sizes (Expected.shape_hi/lo) nothing but the header says how
+# many indices a frame holds, and an ANS payload cannot say it either (mmslim.codec.ans): this
+# caps what such a decode allocates (512 MB of int64). decompress_maps always passes the grids.
+MAX_INDICES_PER_FILE = 1 << 26
 
 
-# ---------------------------------------------------------------- the file
-
-
-@dataclass(frozen=True)
-class Header:
-    """Everything in a file but the frame payloads (``read_header`` needs no prior)."""
-
-    version: int
-    mode: str  # "fixed" | "huffman" | "ans"
-    kind: str  # "amplitude" | "phase"
-    side_dtype: str  # "float32" | "float16"
-    fingerprint: bytes  # 8 bytes
-    num_frames: int  # N
-    num_codes: int  # K
-    shape_hi: tuple[int, int]  # (h1, w1)
-    shape_lo: tuple[int, int]  # (h2, w2)
-    frame_bytes: tuple[int, ...]  # payload length of each frame, without its 4-byte prefix
-    file_bytes: int
-
-    @property
-    def side_bytes(self) -> int:
-        return self.num_frames * 2 * np.dtype(SIDE_DTYPES[self.side_dtype]).itemsize
-
-
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DecodedFile:
     header: Header
     indices_hi: np.ndarray  # (N, h1, w1) int64
@@ -106,76 +104,92 @@ def encode_file(
     mode: str = "ans",
     side_dtype: str = "float32",
     num_codes: int | None = None,
+    *,
+    frame_shape: tuple[int, int] | None = None,
+    first_sequence: int = 0,
+    key: bytes | None = None,
 ) -> bytes:
     """Write a file. indices_hi: (N, h1, w1), indices_lo: (N, h2, w2) int in [0, K);
-    side: (N, 2) per-frame (min, max); model_fingerprint: 8 bytes. Layout in the module doc."""
+    side: (N, 2) per-frame (min, max), min < max, within the plausible range of ``kind``;
+    model_fingerprint: 8 bytes; frame_shape: (H, W) the grids code (recorded for the decoder);
+    first_sequence: number of frame 0; key: add an HMAC tag. Layout in the module doc."""
     if kind not in KINDS or side_dtype not in SIDE_DTYPES:
         raise ValueError(f"kind must be in {KINDS}, side_dtype in {tuple(SIDE_DTYPES)}")
     if len(model_fingerprint) != 8:
         raise ValueError("model_fingerprint must be 8 bytes")
+    if not 0 <= first_sequence < 2**32:
+        raise ValueError(f"first_sequence must fit 32 bits, got {first_sequence}")
     strings = encode_frames(indices_hi, indices_lo, mode, prior, num_codes)
     num_codes = prior.num_codes if prior is not None else num_codes
     (n, *shape_hi), (_, *shape_lo) = np.shape(indices_hi), np.shape(indices_lo)
-    if max(*shape_hi, *shape_lo) > 0xFFFF:
-        raise ValueError("grid sides must be below 65536")
+    frame_shape = tuple(frame_shape) if frame_shape is not None else (0, 0)
+    if max(*shape_hi, *shape_lo, *frame_shape) > 0xFFFF:
+        raise ValueError("frame and grid sides must be below 65536")
     side = np.asarray(side, dtype=np.float64)
-    with np.errstate(over="ignore"):  # overflow to inf is refused just below
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is refused just below
         side_stored = side.astype(SIDE_DTYPES[side_dtype])  # (N, 2)
-    if side.shape != (n, 2) or not np.isfinite(side_stored).all():
-        raise ValueError(f"side must be finite (N, 2) = ({n}, 2) in {side_dtype}, got {side.shape}")
-    parts = [
-        HEADER.pack(
-            MAGIC,
-            FORMAT_VERSION,
-            CODING_MODES.index(mode),
-            KINDS.index(kind),
-            list(SIDE_DTYPES).index(side_dtype),
-            bytes(model_fingerprint),
-            n,
-            num_codes,
-            *shape_hi,
-            *shape_lo,
-        ),
-        side_stored.tobytes(),
-    ]
-    for string in strings:
-        parts += [struct.pack("<I", len(string)), string]
+    if side.shape != (n, 2) or _bad_side(side_stored.astype(np.float64), kind).any():
+        low, high = VALUE_RANGES[kind]
+        raise ValueError(
+            f"side must be (N, 2) = ({n}, 2) pairs min < max, finite in {side_dtype} and within "
+            f"[{low:.6g}, {high:.6g}] for {kind}; got shape {side.shape}"
+        )
+    shapes = (frame_shape, tuple(shape_hi), tuple(shape_lo))
+    header = (mode, kind, side_dtype, key is not None, model_fingerprint, n, num_codes)
+    parts = [pack_header(*header, first_sequence, *shapes)]
+    for i, string in enumerate(strings):
+        sequence = SEQUENCE.pack((first_sequence + i) & 0xFFFF)
+        parts += [sequence, side_stored[i].tobytes(), LENGTH.pack(len(string)), string]
     body = b"".join(parts)
+    if key is not None:
+        body += auth.tag(key, body)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def file_bytes(payload_bytes: int, num_frames: int, side_dtype: str = "float32") -> int:
+def file_bytes(
+    payload_bytes: int, num_frames: int, side_dtype: str = "float32", tagged: bool = False
+) -> int:
     """Size of a file of ``num_frames`` frames whose strings total ``payload_bytes``: header,
-    side info, a 4-byte length per frame and the CRC around them. What any codec pays to be
-    sent as frames in this container (the rate benchmark charges the classical codecs this)."""
-    side = num_frames * 2 * np.dtype(SIDE_DTYPES[side_dtype]).itemsize
-    return HEADER.size + side + 4 * num_frames + payload_bytes + CRC_BYTES
+    per-frame records (sequence number, side info, length), tag and CRC around them. What any
+    codec pays to be sent as frames in this container (the rate benchmark charges it)."""
+    side = 2 * np.dtype(SIDE_DTYPES[side_dtype]).itemsize
+    tag = auth.TAG_BYTES if tagged else 0
+    record = SEQUENCE.size + side + LENGTH.size
+    return HEADER.size + num_frames * record + payload_bytes + tag + CRC_BYTES
 
 
 def read_header(data: bytes) -> Header:
-    """Parse and check everything but the payloads; raises BitstreamError on any problem."""
-    return _parse(data)[0]
+    """Parse and check everything but the payloads and the tag; raises BitstreamError."""
+    return _parse(bytes(data), Expected(), key=None, verify_tag=False)[0]
 
 
 def decode_file(
-    data: bytes, prior: IndexPrior | None, model_fingerprint: bytes | None
+    data: bytes,
+    prior: IndexPrior | None,
+    model_fingerprint: bytes | None,
+    expected: Expected | None = None,
+    key: bytes | None = None,
 ) -> DecodedFile:
     """Read a file made by ``encode_file``. ``prior`` is needed for "ans" files.
 
     model_fingerprint: the decoding model's 8 bytes; a file made by another model is refused.
     ``None`` skips that check (for tools such as ``rate_report``; reconstructions would then be
-    silently wrong if the models differ).
+    silently wrong if the models differ). expected: what else the decoder knows (see
+    :class:`Expected`). key: the HMAC key; a tagged file needs it, and with a key an untagged
+    file is refused (its tag may have been stripped).
     """
-    header, side, strings = _parse(data)
-    if model_fingerprint is not None and header.fingerprint != bytes(model_fingerprint):
-        raise BitstreamError(
-            f"file was made by model {header.fingerprint.hex()}, this model is "
-            f"{bytes(model_fingerprint).hex()}: load the matching checkpoint"
-        )
+    expected = expected or Expected()
+    if model_fingerprint is not None:
+        expected = dataclasses.replace(expected, fingerprint=bytes(model_fingerprint))
+    header, side, strings = _parse(bytes(data), expected, key, verify_tag=True)
     if header.mode == "ans" and (prior is None or not prior.is_fitted):
-        raise BitstreamError("this file is ANS-coded: decoding needs the model's fitted prior")
+        raise BitstreamError(
+            "this file is ANS-coded: decoding needs the model's fitted prior", "mode"
+        )
     if prior is not None and header.mode == "ans" and prior.num_codes != header.num_codes:
-        raise BitstreamError(f"file has K={header.num_codes}, the prior K={prior.num_codes}")
+        raise BitstreamError(
+            f"file has K={header.num_codes}, the prior K={prior.num_codes}", "num_codes"
+        )
     prior = prior if header.mode == "ans" else None
     hi, lo = decode_frames(
         strings, header.shape_hi, header.shape_lo, header.mode, prior, header.num_codes
@@ -183,60 +197,81 @@ def decode_file(
     return DecodedFile(header, hi, lo, side)
 
 
-def _parse(data: bytes) -> tuple[Header, np.ndarray, list[bytes]]:
-    """Check magic, version, CRC and every field; return header, side (N, 2), frame strings."""
-    data = bytes(data)
-    if len(data) < HEADER.size + CRC_BYTES:
-        raise BitstreamError(f"file of {len(data)} bytes is shorter than the fixed header")
-    magic, version, mode, kind, side_code, fingerprint, n, k, *shapes = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise BitstreamError(f"not an mmslim file (magic {magic!r}, expected {MAGIC!r})")
-    if version > FORMAT_VERSION:
+def _parse(data: bytes, expected: Expected, key, verify_tag: bool):
+    """Check every field in file order; return header, side (N, 2) float32, frame strings."""
+    fields, end = parse_header(data, expected, key, verify_tag)
+    n, first, mode, kind = (fields[k] for k in ("num_frames", "first_sequence", "mode", "kind"))
+    n_hi, n_lo = math.prod(fields["shape_hi"]), math.prod(fields["shape_lo"])
+    shortest, longest = payload_bounds(mode, n_hi, n_lo, fields["num_codes"])
+    side_type = np.dtype(SIDE_DTYPES[fields["side_dtype"]])
+    record = SEQUENCE.size + 2 * side_type.itemsize + LENGTH.size
+    if expected.shape_hi is None and n * (n_hi + n_lo) > MAX_INDICES_PER_FILE:
         raise BitstreamError(
-            f"file format version {version} is newer than this mmslim reads "
-            f"({FORMAT_VERSION}): upgrade mmslim"
+            f"{n} frames of {n_hi + n_lo} indices exceed {MAX_INDICES_PER_FILE} indices; decode "
+            "with the model's grid sizes (decompress_maps, or Expected) to lift the limit",
+            "num_frames",
         )
-    if version != FORMAT_VERSION:
-        raise BitstreamError(f"unknown file format version {version}")
-    (crc,) = struct.unpack_from("<I", data, len(data) - CRC_BYTES)
-    if zlib.crc32(data[:-CRC_BYTES]) != crc:
-        raise BitstreamError("checksum mismatch: the file is truncated or corrupted")
-    if mode >= len(CODING_MODES) or kind >= len(KINDS) or side_code >= len(SIDE_DTYPES):
-        raise BitstreamError(f"unknown mode/kind/side-dtype codes {mode}/{kind}/{side_code}")
-    if not 2 <= k <= MAX_CODES or min(shapes) < 1:
-        raise BitstreamError(f"invalid K={k} or grid shapes {shapes}")
-    if n * (shapes[0] * shapes[1] + shapes[2] * shapes[3]) > MAX_INDICES_PER_FILE:
-        raise BitstreamError(f"{n} frames of grids {shapes} exceed the sanity limit on indices")
-    side_dtype = list(SIDE_DTYPES)[side_code]
-    end = len(data) - CRC_BYTES
-    side_size = n * 2 * np.dtype(SIDE_DTYPES[side_dtype]).itemsize
-    if HEADER.size + side_size + 4 * n > end:
-        raise BitstreamError(f"file too short for {n} frames")
-    side = np.frombuffer(data, SIDE_DTYPES[side_dtype], 2 * n, HEADER.size).reshape(n, 2)
-    if not np.isfinite(side).all():
-        raise BitstreamError("side info holds non-finite values")
-    offset, strings = HEADER.size + side_size, []
-    for frame in range(n):
-        if offset + 4 > end:
-            raise BitstreamError(f"frame {frame}'s length field runs past the end of the file")
-        (size,) = struct.unpack_from("<I", data, offset)
-        if offset + 4 + size > end:
-            raise BitstreamError(f"frame {frame} claims {size} bytes, past the end of the file")
-        strings.append(data[offset + 4 : offset + 4 + size])
-        offset += 4 + size
+    if HEADER.size + n * (record + shortest) > end:
+        raise BitstreamError(
+            f"file too short for {n} frames of at least {record + shortest} bytes each",
+            "num_frames",
+        )
+    side, strings, offset = np.empty((n, 2), np.float64), [], HEADER.size
+    for i in range(n):
+        if offset + record > end:
+            raise BitstreamError(f"frame {i}'s record runs past the end of the file", f"frame {i}")
+        (sequence,) = SEQUENCE.unpack_from(data, offset)
+        if sequence != (first + i) & 0xFFFF:
+            raise BitstreamError(
+                f"frame {i} has sequence number {sequence}, expected {(first + i) & 0xFFFF}: "
+                "frames were dropped, duplicated or reordered",
+                f"frame {i} sequence number",
+            )
+        side[i] = np.frombuffer(data, side_type, 2, offset + SEQUENCE.size)
+        (size,) = LENGTH.unpack_from(data, offset + record - LENGTH.size)
+        if not shortest <= size <= longest:
+            raise BitstreamError(
+                f"frame {i} claims {size} payload bytes; {mode} frames of {n_hi + n_lo} indices "
+                f"take {shortest} to {longest}",
+                f"frame {i} payload length",
+            )
+        if offset + record + size > end:
+            raise BitstreamError(
+                f"frame {i} claims {size} bytes, past the end of the file",
+                f"frame {i} payload length",
+            )
+        strings.append(data[offset + record : offset + record + size])
+        offset += record + size
     if offset != end:
-        raise BitstreamError(f"{end - offset} unexpected bytes after the last frame")
-    header = Header(
-        version=version,
-        mode=CODING_MODES[mode],
-        kind=KINDS[kind],
-        side_dtype=side_dtype,
-        fingerprint=fingerprint,
-        num_frames=n,
-        num_codes=k,
-        shape_hi=(shapes[0], shapes[1]),
-        shape_lo=(shapes[2], shapes[3]),
-        frame_bytes=tuple(len(s) for s in strings),
-        file_bytes=len(data),
-    )
+        raise BitstreamError(f"{end - offset} unexpected bytes after the last frame", "length")
+    bad = _bad_side(side, kind)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        low, high = VALUE_RANGES[kind]
+        raise BitstreamError(
+            f"frame {i} side info ({side[i, 0]:.6g}, {side[i, 1]:.6g}) is not a finite pair "
+            f"min < max within [{low:.6g}, {high:.6g}] for {kind}",
+            f"frame {i} side info",
+        )
+    header = Header(**fields, frame_bytes=tuple(map(len, strings)), file_bytes=len(data))
     return header, side.astype(np.float32), strings
+
+
+def _bad_side(side: np.ndarray, kind: str) -> np.ndarray:
+    """(N,) bool: pairs that are not finite, min < max, within the plausible range of kind."""
+    low, high = VALUE_RANGES[kind]
+    with np.errstate(invalid="ignore"):
+        good = np.isfinite(side).all(axis=1) & (side[:, 0] < side[:, 1])
+        good &= (side[:, 0] >= low) & (side[:, 1] <= high)
+    return ~good
+
+
+__all__ = [
+    "DecodedFile",
+    "Expected",
+    "Header",
+    "decode_file",
+    "encode_file",
+    "file_bytes",
+    "read_header",
+]

@@ -14,8 +14,12 @@ Byte layouts::
     ans      one ANS stream (little-endian uint32 words) holding hi then lo, each coded with its
              branch's probabilities from the prior
 
-A frame string carries no checksum of its own: ``decode_frames`` checks its structure but cannot
-detect all corruption (the file's CRC does, :mod:`mmslim.codec.container`).
+Bounds before work: :func:`payload_bounds` gives the shortest and longest string a frame of n
+indices can have in each mode (fixed: exactly ``ceil(n ceil(log2 K) / 8)`` bytes; Huffman: two
+tables plus 1 to 15 bits per index; ANS: at most 24 bits per index plus 64); a string outside them
+is refused before it is decoded, and every decoder then consumes exactly its string. A frame
+string carries no checksum of its own: ``decode_frames`` checks its structure but cannot detect
+all corruption (the file's CRC does, :mod:`mmslim.codec.container`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ import math
 import numpy as np
 
 from mmslim.codec import prefix
-from mmslim.codec.ans import ans_decode_segments, ans_encode_segments, categorical_model
+from mmslim.codec.ans import (
+    ans_decode_segments,
+    ans_encode_segments,
+    categorical_model,
+    max_payload_bytes,
+)
 from mmslim.codec.prior import IndexPrior, check_indices
 from mmslim.config import BRANCHES, CODING_MODES, MAX_CODES
 
@@ -33,7 +42,31 @@ MAX_INDICES_PER_FRAME = 1 << 20  # bounds memory when a hostile header claims hu
 
 
 class BitstreamError(ValueError):
-    """The one exception raised for any stream that cannot be decoded."""
+    """The one exception raised for any stream that cannot be decoded.
+
+    ``field`` names the part of the file that is wrong (``"version"``, ``"checksum"``,
+    ``"shape_hi"``, ``"frame 3 payload"``, ...); the message says what is wrong and what to do.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def payload_bounds(mode: str, n_hi: int, n_lo: int, num_codes: int) -> tuple[int, int]:
+    """(shortest, longest) frame string, in bytes, for n_hi + n_lo indices over K codes."""
+    n = n_hi + n_lo
+    if mode == "fixed":
+        size = math.ceil(n * int(prefix.fixed_lengths(num_codes)[0]) / 8)
+        return size, size
+    if mode == "huffman":  # per table: the presence bitmap, then 4 bits per present code
+        bitmap = math.ceil(num_codes / 8)
+        tables_min = sum(bitmap + (1 if m else 0) for m in (n_hi, n_lo))
+        tables_max = sum(bitmap + math.ceil(min(num_codes, m) / 2) for m in (n_hi, n_lo))
+        return tables_min + math.ceil(n / 8), tables_max + math.ceil(prefix.MAX_CODE_LENGTH * n / 8)
+    if mode == "ans":
+        return 0, max_payload_bytes(n)
+    raise ValueError(f"mode must be one of {CODING_MODES}, got {mode!r}")
 
 
 def encode_frames(indices_hi, indices_lo, mode="ans", prior=None, num_codes=None) -> list[bytes]:
@@ -51,19 +84,22 @@ def encode_frames(indices_hi, indices_lo, mode="ans", prior=None, num_codes=None
 def decode_frames(strings, shape_hi, shape_lo, mode="ans", prior=None, num_codes=None):
     """N frame strings -> (indices_hi (N, h1, w1) int64, indices_lo (N, h2, w2) int64).
 
-    Raises BitstreamError naming the first frame that cannot be decoded.
+    Raises BitstreamError naming the first frame that cannot be decoded. Memory: the output
+    and one frame's work; nothing is allocated from a length before it is checked.
     """
     coder = FrameCoder(mode, prior, num_codes)
     shape_hi, shape_lo = tuple(shape_hi), tuple(shape_lo)
-    his, los = [np.zeros((0, *shape_hi), np.int64)], [np.zeros((0, *shape_lo), np.int64)]
+    strings = list(strings)  # already in memory: N is what the caller holds, not a claim
+    his = np.empty((len(strings), *shape_hi), np.int64)  # (N, h1, w1)
+    los = np.empty((len(strings), *shape_lo), np.int64)  # (N, h2, w2)
     for frame, string in enumerate(strings):
         try:
-            hi, lo = coder.decode(bytes(string), shape_hi, shape_lo)  # (h1, w1), (h2, w2)
-        except ValueError as error:  # entropy/huffman/constriction reject malformed data so
-            raise BitstreamError(f"frame {frame}: bad {mode} data: {error}") from error
-        his.append(hi[None])
-        los.append(lo[None])
-    return np.concatenate(his), np.concatenate(los)  # (N, h1, w1), (N, h2, w2)
+            his[frame], los[frame] = coder.decode(bytes(string), shape_hi, shape_lo)
+        except ValueError as error:  # the coders reject malformed data with ValueError
+            raise BitstreamError(
+                f"frame {frame}: bad {mode} data: {error}", f"frame {frame} payload"
+            ) from error
+    return his, los
 
 
 class FrameCoder:
@@ -112,6 +148,12 @@ class FrameCoder:
         n_hi, n_lo = math.prod(shape_hi), math.prod(shape_lo)
         if n_hi + n_lo > MAX_INDICES_PER_FRAME:
             raise ValueError(f"a frame of {n_hi + n_lo} indices exceeds the sanity limit")
+        shortest, longest = payload_bounds(self.mode, n_hi, n_lo, self.num_codes)
+        if not shortest <= len(data) <= longest:
+            raise ValueError(
+                f"{len(data)} bytes for {n_hi + n_lo} indices; {self.mode} frames of that size "
+                f"take {shortest} to {longest} bytes"
+            )
         if self.mode == "ans":
             hi, lo = ans_decode_segments(data, [(self.models[0], n_hi), (self.models[1], n_lo)])
         elif self.mode == "fixed":
@@ -130,4 +172,5 @@ __all__ = [
     "MAX_INDICES_PER_FRAME",
     "decode_frames",
     "encode_frames",
+    "payload_bounds",
 ]

@@ -5,8 +5,15 @@
     bytes ──codec.decode_file──► index grids + side info ──MMSlim.decode_indices──► [0, 1]
         ──clamp, de-normalise──► maps (N, H, W)
 
+Both ends are checked before any work: maps going in by :func:`mmslim.codec.inputs.check_maps`
+(constant frames, zero frames, complex or integer dtypes, values outside a plausible range are
+refused with the fix), files coming out against what the model knows (:func:`expected_of`: its
+fingerprint, K, the frame shape and the grids it makes for it, the kind) so that a file cannot
+make the decoder allocate more than the frames it claims, at the model's size.
+
 The sender and receiver graphs run under a backend (``backend="torch"`` or ``"onnx"``,
-:mod:`mmslim.export.backends`), a batch of frames at a time.
+:mod:`mmslim.export.backends`), a batch of frames at a time, after those checks: the hot path
+neither validates again nor hashes the weights (the backend holds the fingerprint).
 
 Also fits the entropy prior (per-branch index frequencies on the training split) into the model's
 ``prior`` buffers.
@@ -14,15 +21,19 @@ Also fits the entropy prior (per-branch index frequencies on the training split)
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from mmslim.codec.container import decode_file, encode_file
+from mmslim.codec.frames import BitstreamError
+from mmslim.codec.header import Expected
+from mmslim.codec.inputs import check_maps
 from mmslim.codec.prior import IndexPrior
-from mmslim.data.dataset import RadarFrames, denormalize, normalize
+from mmslim.data.dataset import FRAME_SHAPE, DataError, RadarFrames, denormalize, normalize
 from mmslim.export.backends import backend_for
-from mmslim.nn.model import check_frames
 
 
 @torch.no_grad()
@@ -49,6 +60,26 @@ def fit_prior(model, dataset: RadarFrames, stage: str) -> IndexPrior:
     return model.prior.update(hi, lo)
 
 
+def expected_of(
+    model, frame_shape=FRAME_SHAPE, kind: str | None = None, fingerprint: bytes | None = None
+) -> Expected:
+    """What a file decoded by ``model`` must say: its fingerprint and K, ``frame_shape`` (H, W)
+    and the grids the model makes for it, and ``kind`` if given. ``fingerprint``: the model's,
+    if already known (a backend hashes it once), else ``model.fingerprint()``."""
+    try:
+        grids = model.latent_shapes(*frame_shape)
+    except ValueError as err:
+        raise ValueError(f"frame_shape {tuple(frame_shape)} cannot be decoded: {err}") from None
+    return Expected(
+        fingerprint=model.fingerprint() if fingerprint is None else fingerprint,
+        num_codes=model.config.num_codes,
+        kind=kind,
+        frame_shape=tuple(frame_shape),
+        shape_hi=grids["hi"],
+        shape_lo=grids["lo"],
+    )
+
+
 def compress_maps(
     model,
     maps: np.ndarray,
@@ -56,41 +87,56 @@ def compress_maps(
     mode: str = "ans",
     mask_source: np.ndarray | None = None,
     progress: bool = False,
-    backend: str = "torch",
+    *,
+    key: bytes | None = None,
+    first_sequence: int = 0,
+    backend="torch",
 ) -> bytes:
     """Compress maps in physical units to one file.
 
-    maps: (N, H, W) float, dB for ``kind="amplitude"``, radians for ``"phase"``.
+    maps: (N, H, W) float, dB for ``kind="amplitude"``, radians for ``"phase"`` (checked by
+        :func:`mmslim.codec.inputs.check_maps`; ``DataError`` names what is wrong).
     mask_source: (N, H, W) amplitude in dB that the mask is computed from; required for phase
         (a phase model's MaskNet looks at amplitude), ignored for amplitude.
+    key: HMAC key (>= 16 bytes) to authenticate the file (:mod:`mmslim.codec.auth`).
+    first_sequence: sequence number of the first frame (continue a stream across files).
     backend: what runs the sender graph: ``"torch"`` (bit for bit the eval-mode model) or
         ``"onnx"`` (ONNX Runtime), or a backend object of :mod:`mmslim.export.backends`.
 
-    Frames are streamed through the backend a batch at a time, so memory beyond the input and
-    the index grids does not grow with N.
+    Frames are normalised and streamed through the backend a batch at a time, so memory beyond
+    the checked input and the index grids does not grow with N.
     """
     if kind == "phase" and mask_source is None:
         raise ValueError("compressing phase needs the amplitude maps (mask_source) for the mask")
-    if len(maps) == 0:
-        raise ValueError("no frames to compress: expected maps of shape (N, H, W) with N >= 1")
+    maps = check_maps(maps, kind)  # (N, H, W) float32
+    try:
+        model.latent_shapes(*maps.shape[1:])
+    except ValueError as err:
+        raise DataError(
+            f"frames of {maps.shape[1]} x {maps.shape[2]}: {err}; crop or pad them"
+        ) from None
+    amp = maps
+    if kind == "phase":
+        amp = check_maps(mask_source, "amplitude", "mask_source (amplitude)")
+        if amp.shape != maps.shape:
+            raise DataError(f"amplitude maps {amp.shape} do not match the phase maps {maps.shape}")
     prior = model.prior_for(mode)  # refuses ANS with an unfitted prior before any work
-    runner = backend_for(model, backend) if isinstance(backend, str) else backend
+    runner = _runner(model, backend, maps.shape[1:])
     n, step = len(maps), runner.batch_size
     side = np.zeros((n, 2), np.float32)  # per-frame (min, max), exact in the file
-    idx_hi = idx_lo = None  # (N, H/4, W/4), (N, H/16, W/16) int16 (K <= 2**15), filled below
+    grids = model.latent_shapes(*maps.shape[1:])
+    idx_hi = np.zeros((n, *grids["hi"]), np.int32)  # (N, H/4, W/4)
+    idx_lo = np.zeros((n, *grids["lo"]), np.int32)  # (N, H/16, W/16)
 
     def encode(i: int):
-        x01, vmin, vmax = _normalized(maps[i : i + step], "x")  # (b, 1, H, W)
-        src = x01 if kind != "phase" else _normalized(mask_source[i : i + step], "mask_source")[0]
+        x01, vmin, vmax = _normalized(maps[i : i + step])  # (b, 1, H, W)
+        src = x01 if amp is maps else _normalized(amp[i : i + step])[0]
         return (vmin, vmax), runner.encode(x01, src)
 
     starts = range(0, n, step)
     results = runner.map_batches(encode, starts, len(starts))
     bar = tqdm(starts, desc=f"compress {kind}", disable=not progress, unit="batch")
     for i, ((vmin, vmax), (hi, lo)) in zip(bar, results):
-        if idx_hi is None:
-            idx_hi = np.zeros((n, *hi.shape[1:]), np.int16)
-            idx_lo = np.zeros((n, *lo.shape[1:]), np.int16)
         idx_hi[i : i + step], idx_lo[i : i + step] = hi, lo
         side[i : i + step, 0], side[i : i + step, 1] = vmin, vmax
     return encode_file(
@@ -102,40 +148,73 @@ def compress_maps(
         kind,
         mode,
         num_codes=model.config.num_codes,
+        frame_shape=maps.shape[1:],
+        first_sequence=first_sequence,
+        key=key,
     )
 
 
-def _normalized(maps, name: str):
-    """(b, H, W) maps in physical units -> ((b, 1, H, W) float32 in [0, 1], min (b,), max (b,)),
-    checked as the model checks its input (finite, (B, 1, H, W), H and W divisible by 16)."""
-    x01, vmin, vmax = normalize(torch.as_tensor(np.asarray(maps, dtype=np.float32)))
-    x01 = x01[:, None]  # (b, 1, H, W)
-    check_frames(x01, name)
-    return x01.numpy(), vmin.numpy(), vmax.numpy()
+def _runner(model, backend, shape: tuple[int, int]):
+    """The backend object for ``backend`` (a name or a backend already built), for frames of
+    ``shape`` (H, W): an ONNX graph is exported for one frame shape."""
+    if not isinstance(backend, str):
+        return backend
+    options = {"shape": tuple(shape)} if backend == "onnx" else {}
+    return backend_for(model, backend, **options)
 
 
-def decompress_maps(model, data: bytes, progress: bool = False, backend: str = "torch"):
+def _normalized(maps: np.ndarray):
+    """(b, H, W) float32 maps in physical units, already checked -> ((b, 1, H, W) float32 in
+    [0, 1], min (b,), max (b,))."""
+    x01, vmin, vmax = normalize(torch.from_numpy(np.ascontiguousarray(maps)))
+    return x01[:, None].numpy(), vmin.numpy(), vmax.numpy()  # (b, 1, H, W)
+
+
+def decompress_maps(
+    model,
+    data: bytes,
+    progress: bool = False,
+    *,
+    kind: str | None = None,
+    frame_shape: tuple[int, int] = FRAME_SHAPE,
+    key: bytes | None = None,
+    first_sequence: int | None = None,
+    backend="torch",
+):
     """Decode a file made by :func:`compress_maps` with the same model (with either backend).
+
+    kind: the model's stage, if known (a file of the other kind is refused).
+    frame_shape: (H, W) the receiver expects (the radar's 224 x 64 by default); a file of
+        another frame shape is refused before anything is decoded.
+    key: the HMAC key the file was made with (tagged files need it).
+    first_sequence: the frame number the stream is at (the previous file's first sequence
+        number plus its frame count), if the receiver tracks it: a file that starts elsewhere
+        is refused, which reveals frames lost at the end of the previous file.
+    backend: what runs the receiver graph, as for :func:`compress_maps`.
 
     Returns ``(maps, decoded)``: maps (N, H, W) float32 in physical units (the reconstruction
     clamped to [0, 1] before de-normalising, so values stay within the frame's min/max), and
-    the :class:`mmslim.codec.DecodedFile` (header, index grids, side info). A file from another
-    model, a damaged or a truncated file raises ``BitstreamError``.
-    backend: what runs the receiver graph, as for :func:`compress_maps`.
+    the :class:`mmslim.codec.DecodedFile` (header, index grids, side info). Any bad file (from
+    another model, damaged, truncated, edited, of another frame shape) raises
+    ``BitstreamError``. Memory: the output, plus a few batches of the model's activations.
     """
-    runner = backend_for(model, backend) if isinstance(backend, str) else backend
-    decoded = decode_file(data, model.prior, runner.fingerprint)
+    runner = _runner(model, backend, frame_shape)
+    expected = dataclasses.replace(
+        expected_of(model, frame_shape, kind, runner.fingerprint), first_sequence=first_sequence
+    )
+    decoded = decode_file(data, model.prior, expected.fingerprint, expected, key)
     hi, lo = decoded.indices_hi, decoded.indices_lo
     side = np.asarray(decoded.side, dtype=np.float32)  # (N, 2)
-    n, step = len(hi), runner.batch_size
-    height, width = 4 * hi.shape[1], 4 * hi.shape[2]  # the fine grid is H/4 x W/4
-    maps = np.zeros((n, height, width), np.float32) if n else np.zeros(0, np.float32)
+    n, (height, width), step = len(hi), expected.frame_shape, runner.batch_size
+    out = np.empty((n, height, width), np.float32)  # (N, H, W): the one allocation the header sizes
     starts = range(0, n, step)
     results = runner.map_batches(
         lambda i: runner.decode(hi[i : i + step], lo[i : i + step]), starts, len(starts)
     )
     bar = tqdm(starts, desc="decompress", disable=not progress, unit="batch")
     for i, x_hat in zip(bar, results):
+        if x_hat.shape[-2:] != (height, width):  # a model whose grids do not invert its shapes
+            raise BitstreamError(f"model decodes to {tuple(x_hat.shape[-2:])}", "frame_shape")
         x01 = np.clip(x_hat[:, 0], 0, 1)  # (b, H, W)
-        maps[i : i + step] = denormalize(x01, side[i : i + step, 0], side[i : i + step, 1])
-    return maps, decoded
+        out[i : i + step] = denormalize(x01, side[i : i + step, 0], side[i : i + step, 1])
+    return out, decoded

@@ -31,18 +31,17 @@ Malformed input raises ``ValueError``; ``mmslim.codec.container`` turns it into 
 
 from __future__ import annotations
 
+import array
 import heapq
 import math
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from mmslim.config import MAX_CODES
 
 MAX_CODE_LENGTH = 15
 assert MAX_CODES == 2**MAX_CODE_LENGTH  # every code of K <= MAX_CODES fits a length
-_WINDOW_WEIGHTS = 1 << np.arange(MAX_CODE_LENGTH - 1, -1, -1)  # (15,) MSB first
 
 
 def fixed_lengths(num_codes: int) -> np.ndarray:
@@ -181,34 +180,31 @@ def encode_segments(segments: Sequence[tuple[np.ndarray, np.ndarray]]) -> bytes:
 
 
 def decode_segments(data: bytes, segments: Sequence[tuple[np.ndarray, int]]) -> list[np.ndarray]:
-    """Inverse of ``encode_segments``.
+    """Inverse of ``encode_segments``; reads exactly the bits of the codewords, no more.
 
     segments: [(code lengths (K,) int, n_i), ...].
     Returns [(n_i,) int64, ...]. Raises ValueError on an invalid codeword, on running out of
-    bits, on leftover bytes, or on nonzero padding bits.
+    bits, on leftover bytes, or on nonzero padding bits. Memory is O(n + len(data)), and a
+    payload longer than n codewords of 15 bits can need is refused before any work.
     """
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))  # (8 * len(data),)
-    padded = np.concatenate([bits, np.zeros(MAX_CODE_LENGTH, np.uint8)])
-    windows = sliding_window_view(padded, MAX_CODE_LENGTH)[: bits.size] @ _WINDOW_WEIGHTS  # (nb,)
+    data = bytes(data)
+    total = sum(int(n) for _, n in segments)
+    if len(data) > math.ceil(MAX_CODE_LENGTH * total / 8):
+        raise ValueError(f"bit stream of {len(data)} bytes is longer than {total} codewords need")
+    num_bits = 8 * len(data)
     position, decoded = 0, []
     for lengths, n in segments:
-        lengths = np.asarray(lengths, dtype=np.int64)
+        lengths, n = np.asarray(lengths, dtype=np.int64), int(n)
         if n and (lengths == lengths[0]).all():  # fixed-length code: no walk needed
-            width = int(lengths[0])
-            if position + n * width > bits.size:
-                raise ValueError("bit stream ends before the last index")
-            values = (
-                bits[position : position + n * width].reshape(n, width)
-                @ _WINDOW_WEIGHTS[MAX_CODE_LENGTH - width :]
-            )  # (n,)
-            if values.max() >= lengths.size:
-                raise ValueError(f"fixed-length index {values.max()} is not below K")
-            decoded.append(values.astype(np.int64))
-            position += n * width
-            continue
-        symbols, position = _walk(windows, lengths, int(n), position, bits.size)
+            symbols, position = _read_fixed(data, int(lengths[0]), n, position)
+            if symbols.max() >= lengths.size:
+                raise ValueError(f"fixed-length index {symbols.max()} is not below K")
+        else:
+            symbols, position = _walk(data, lengths, n, position)
         decoded.append(symbols)
-    if math.ceil(position / 8) != len(data) or bits[position:].any():
+    if position > num_bits:
+        raise ValueError("bit stream ends inside the last codeword")
+    if math.ceil(position / 8) != len(data) or _bits(data, position, num_bits - position):
         raise ValueError("bit stream has leftover bytes or nonzero padding after the last index")
     return decoded
 
@@ -233,25 +229,52 @@ def decode_with_tables(data: bytes, sizes: Sequence[int], num_codes: int) -> lis
     return decode_segments(data[offset:], list(zip(tables, sizes, strict=True)))
 
 
-def _walk(windows, lengths, n, position, num_bits) -> tuple[np.ndarray, int]:
-    """Decode n symbols by table lookup on the 15-bit window at each bit position."""
+def _read_fixed(data: bytes, width: int, n: int, position: int) -> tuple[np.ndarray, int]:
+    """n codes of ``width`` bits from bit ``position``: ((n,) int64, position after them)."""
+    if position + n * width > 8 * len(data):
+        raise ValueError("bit stream ends before the last index")
+    first, last = position // 8, math.ceil((position + n * width) / 8)
+    bits = np.unpackbits(np.frombuffer(data, np.uint8, last - first, first))  # (8 (last-first),)
+    bits = bits[position - 8 * first :][: n * width].reshape(n, width)  # (n, width), MSB first
+    values = np.zeros(n, dtype=np.int64)
+    for column in bits.T:  # (n,) each; no (n, width) int64 temporary
+        values = (values << 1) | column
+    return values, position + n * width
+
+
+def _walk(data: bytes, lengths: np.ndarray, n: int, position: int) -> tuple[np.ndarray, int]:
+    """Decode n symbols by table lookup on the 15-bit window at each codeword's start.
+
+    The window is read from the bytes themselves (3 bytes hold any 15 bits at any bit offset),
+    so no per-bit array is built. Returns ((n,) int64 symbols, bit position after them).
+    """
     order, widths = _canonical_order(lengths)
-    table_symbol = np.full(MAX_CODES, -1, dtype=np.int64)
-    table_symbol[: widths.sum()] = np.repeat(order, widths)  # codes tile the table from 0
-    symbol_at = table_symbol[windows].tolist()  # symbol whose codeword starts at each bit
+    table = np.full(MAX_CODES, -1, dtype=np.int64)
+    table[: widths.sum()] = np.repeat(order, widths)  # codes tile the table from 0
+    symbol_of = array.array("i", table.astype(np.int32).tobytes())  # 128 KB, fast item access
     length_of = lengths.tolist()
-    out = np.empty(n, dtype=np.int64)
+    padded, num_bits = data + bytes(3), 8 * len(data)  # windows near the end read zeros
+    out = [0] * n
     for i in range(n):
         if position >= num_bits:
             raise ValueError("bit stream ends before the last index")
-        symbol = symbol_at[position]
+        byte, shift = position >> 3, 9 - (position & 7)
+        window = ((padded[byte] << 16 | padded[byte + 1] << 8 | padded[byte + 2]) >> shift) & 0x7FFF
+        symbol = symbol_of[window]
         if symbol < 0:
             raise ValueError(f"invalid Huffman codeword at bit {position}")
         out[i] = symbol
         position += length_of[symbol]
     if position > num_bits:
         raise ValueError("bit stream ends inside the last codeword")
-    return out, position
+    return np.array(out, dtype=np.int64), position
+
+
+def _bits(data: bytes, position: int, count: int) -> int:
+    """The ``count`` (< 8 at the end of a stream) bits from bit ``position`` as an int."""
+    if count <= 0:
+        return 0
+    return int.from_bytes(data[position // 8 :], "big") & ((1 << count) - 1)
 
 
 def _take(data: bytes, offset: int, size: int, what: str) -> bytes:

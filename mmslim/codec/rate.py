@@ -1,7 +1,8 @@
 """Rate accounting: every byte of a file, and the rates we report.
 
 Every bits-per-element figure is ``8 len(file)`` divided by the number of input map values, so
-header, side info, framing and Huffman tables are all counted and all figures are comparable.
+header, side info, framing (per-frame sequence numbers and lengths), an HMAC tag if any, and
+Huffman tables are all counted and all figures are comparable.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from mmslim.codec import prefix
-from mmslim.codec.container import CRC_BYTES, HEADER, decode_file, read_header
+from mmslim.codec.container import decode_file, read_header
 from mmslim.codec.prior import IndexPrior
 
 
@@ -25,9 +26,9 @@ class RateReport:
     num_indices: int  # N × (h1·w1 + h2·w2)
     file_bytes: int  # len(file): everything counted
     file_bits: int  # 8 × file_bytes
-    header_bytes: int  # fixed header + CRC
+    header_bytes: int  # fixed header + HMAC tag (if any) + CRC
     side_bytes: int  # per-frame (min, max)
-    framing_bytes: int  # 4-byte length prefix per frame
+    framing_bytes: int  # per frame: 2-byte sequence number and 4-byte payload length
     payload_bytes: int  # frame strings (Huffman tables included)
     bits_per_element: float  # file_bits / num_elements — the rate we report
     ratio_vs_float32: float  # 32 / bits_per_element
@@ -43,9 +44,11 @@ def rate_report(
     num_elements: int,
     prior: IndexPrior | None = None,
     model_fingerprint: bytes | None = None,
+    key: bytes | None = None,
 ) -> RateReport:
     """Account for every byte of ``data``. num_elements: input values coded (N × H × W).
-    With a prior, the file is decoded to add the ideal cross-entropy rate."""
+    With a prior, the file is decoded to add the ideal cross-entropy rate (``key``: the HMAC key
+    of a tagged file, needed to decode it)."""
     if num_elements <= 0:
         raise ValueError(f"num_elements must be positive, got {num_elements}")
     header = read_header(data)
@@ -53,7 +56,7 @@ def rate_report(
     fixed_bits = n_idx * int(prefix.fixed_lengths(header.num_codes)[0])  # 9 per index at K=512
     ideal = None
     if prior is not None:
-        decoded = decode_file(data, prior, model_fingerprint)
+        decoded = decode_file(data, prior, model_fingerprint, key=key)
         ideal = prior.cross_entropy_bits(decoded.indices_hi, "hi")
         ideal += prior.cross_entropy_bits(decoded.indices_lo, "lo")
     bits = 8 * header.file_bytes
@@ -64,9 +67,9 @@ def rate_report(
         num_indices=n_idx,
         file_bytes=header.file_bytes,
         file_bits=bits,
-        header_bytes=HEADER.size + CRC_BYTES,
+        header_bytes=header.fixed_bytes,
         side_bytes=header.side_bytes,
-        framing_bytes=4 * header.num_frames,
+        framing_bytes=header.framing_bytes,
         payload_bytes=sum(header.frame_bytes),
         bits_per_element=bits / num_elements,
         ratio_vs_float32=32 * num_elements / bits,

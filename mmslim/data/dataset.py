@@ -138,8 +138,22 @@ def _read_folder(root: Path) -> FrameSet:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise DataError(
+            f"{path} is not a readable .npy file (it does not start with numpy's magic bytes). "
+            "Save frames with numpy.save(path, frame)."
+        )
     try:
         x = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "Object arrays" in str(err):  # never unpickle input
+            raise DataError(
+                f"{path} holds Python objects, not numbers. Save a float array: "
+                "numpy.save(path, np.asarray(frame, dtype=np.float32))."
+            ) from None
+        raise DataError(f"{path} is a damaged .npy file ({err}). Re-export it.") from None
     except Exception as err:  # numpy raises several types for a broken file
         raise DataError(f"{path} is not a readable .npy file ({err}). Re-export it.") from None
     if x.ndim != 2:
@@ -148,6 +162,13 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def _read_bundle(path: Path) -> FrameSet:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # .npz bundles are zip archives
+        raise DataError(
+            f"{path} is not a readable .npz bundle (not a zip archive). Pass a data folder with "
+            "amplitude/ and phase/, or a bundle written by mmslim.data.save_bundle."
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = {"amplitude", "phase", "subject", "sequence", "frame"} - set(z.files)
@@ -165,6 +186,13 @@ def _read_bundle(path: Path) -> FrameSet:
             )
     except DataError:
         raise
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "Object arrays" in str(err):  # never unpickle input
+            raise DataError(
+                f"{path} holds Python objects, not arrays of numbers; write bundles with "
+                "mmslim.data.save_bundle or `mmslim simulate --out X.npz`."
+            ) from None
+        raise DataError(f"{path} is not a readable .npz bundle ({err}).") from None
     except Exception as err:
         raise DataError(f"{path} is not a readable .npz bundle ({err}).") from None
 

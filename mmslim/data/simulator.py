@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from mmslim.config import SCENARIO_NAMES
 from mmslim.data.layout import frame_filename
 from mmslim.data.radar import SPEED_OF_LIGHT, RadarConfig, to_amplitude_db, to_phase
 from mmslim.data.walker import Walker, ellipsoid_rcs
@@ -80,6 +81,38 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class Scenario:
+    """What differs between recording set-ups: the radar and what the scene holds.
+
+    ``"default"`` is the set-up of the original captures (DESIGN.md section 3) and of the shipped
+    sample. ``"lab77"`` is a second set-up for testing models on data they never saw: a 77 GHz
+    radar with less bandwidth (9.8 cm bins, 0-6.2 m), 256 chirps at 160 us, two walkers, five to
+    eight static reflectors, more noise (48-58 dB dynamic range).
+    """
+
+    radar: RadarConfig = RadarConfig()
+    walkers: int = 1  # people walking at once
+    reflectors: tuple[int, int] = (2, 3)  # static reflectors, drawn in [lo, hi]
+    reflector_rcs_log10: tuple[float, float] = (float(np.log10(0.05)), 0.0)  # log10 RCS (m^2)
+    dynamic_range_db: tuple[float, float] = (62.0, 78.0)  # leakage peak over median noise
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "default": Scenario(),
+    "lab77": Scenario(
+        radar=RadarConfig(
+            f_start_hz=77e9, slope_hz_per_s=60e12, n_chirps=256, chirp_period_s=160e-6
+        ),
+        walkers=2,
+        reflectors=(5, 8),
+        reflector_rcs_log10=(-1.0, 0.3),
+        dynamic_range_db=(48.0, 58.0),
+    ),
+}
+assert tuple(SCENARIOS) == SCENARIO_NAMES, "name each scenario in mmslim.config too"
+
+
+@dataclass(frozen=True)
 class Scene:
     """Everything that stays fixed during one recorded sequence."""
 
@@ -92,14 +125,44 @@ class Scene:
     leakage_amplitude: float  # leakage amplitude, in units of a 1 m^2 target at 1 m
     leakage_phase: float  # its constant phase (rad)
     dynamic_range_db: float  # leakage peak over median noise in the map (dB)
+    others: tuple[tuple[Walker, Loop, float], ...] = ()  # more walkers: (walker, loop, start)
 
 
 def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
 
 
-def make_scene(subject: int, sequence: int, seed: int = 0) -> Scene:
-    """The scene of one sequence; the walker and loop anchor depend only on (seed, subject)."""
+def make_scene(
+    subject: int, sequence: int, seed: int = 0, scenario: Scenario | str = "default"
+) -> Scene:
+    """The scene of one sequence; the walker and loop anchor depend only on (seed, subject).
+    A scenario with more walkers adds subjects ``subject + 1000 k`` walking at the same time."""
+    scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    walker, loop, rng = _person(subject, sequence, seed)
+    others = []
+    for k in range(1, scenario.walkers):
+        w, lp, r_k = _person(subject + 1000 * k, sequence, seed)
+        others.append((w, lp, r_k.uniform(0, lp.perimeter)))
+    # The room draws from the first walker's sequence stream, in the order the sample was made.
+    n_refl = int(rng.integers(scenario.reflectors[0], scenario.reflectors[1] + 1))
+    r, a = rng.uniform(1.2, 4.8, n_refl), np.deg2rad(rng.uniform(-50, 50, n_refl))
+    reflectors = np.stack([r * np.cos(a), r * np.sin(a), rng.uniform(0.2, 1.8, n_refl)], axis=-1)
+    return Scene(
+        walker=walker,
+        loop=loop,
+        start_distance=rng.uniform(0, loop.perimeter),
+        reflectors=reflectors,
+        reflector_rcs=10 ** rng.uniform(*scenario.reflector_rcs_log10, n_refl),
+        leakage_range=rng.uniform(0.0, 0.02),
+        leakage_amplitude=3.0,
+        leakage_phase=rng.uniform(-np.pi, np.pi),
+        dynamic_range_db=rng.uniform(*scenario.dynamic_range_db),
+        others=tuple(others),
+    )
+
+
+def _person(subject: int, sequence: int, seed: int) -> tuple[Walker, Loop, np.random.Generator]:
+    """One walker, their loop, and the sequence's random stream (to draw the rest from)."""
     rng = _rng(seed, _SUBJECT, subject)
     height, speed = rng.uniform(1.5, 1.9), rng.uniform(0.8, 1.6)
     turn_radius, left = rng.uniform(0.2, 0.35), bool(rng.random() < 0.5)
@@ -121,27 +184,21 @@ def make_scene(subject: int, sequence: int, seed: int = 0) -> Scene:
         longest += 0.1
     loop = Loop(anchor, heading, rng.uniform(1.5, longest), turn_radius, left)
     walker = Walker(height=height, speed=speed, phase0=rng.random())
-    n_refl = int(rng.integers(2, 4))
-    r, a = rng.uniform(1.2, 4.8, n_refl), np.deg2rad(rng.uniform(-50, 50, n_refl))
-    reflectors = np.stack([r * np.cos(a), r * np.sin(a), rng.uniform(0.2, 1.8, n_refl)], axis=-1)
-    return Scene(
-        walker=walker,
-        loop=loop,
-        start_distance=rng.uniform(0, loop.perimeter),
-        reflectors=reflectors,
-        reflector_rcs=10 ** rng.uniform(np.log10(0.05), 0.0, n_refl),
-        leakage_range=rng.uniform(0.0, 0.02),
-        leakage_amplitude=3.0,
-        leakage_phase=rng.uniform(-np.pi, np.pi),
-        dynamic_range_db=rng.uniform(62.0, 78.0),
-    )
+    return walker, loop, rng
 
 
 def walker_scatterers(scene: Scene, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World positions ``(T, 16, 3)`` (m) and RCS ``(T, 16)`` (m^2) of the body segments
-    (:data:`mmslim.data.walker.SEGMENTS`) at times ``t`` ``(T,)`` seconds."""
-    centres, axes = scene.walker.pose(t)  # (T, 16, 3) each, body frame
-    xy, yaw = scene.loop.at(scene.start_distance + scene.walker.speed * t)  # (T, 2), (T,)
+    """World positions ``(T, 16 P, 3)`` (m) and RCS ``(T, 16 P)`` (m^2) of the body segments
+    (:data:`mmslim.data.walker.SEGMENTS`) of the scene's ``P`` walkers at times ``t`` ``(T,)``."""
+    people = [(scene.walker, scene.loop, scene.start_distance), *scene.others]
+    parts = [_body_scatterers(w, loop, start, t) for w, loop, start in people]
+    return np.concatenate([p for p, _ in parts], axis=1), np.concatenate([r for _, r in parts], 1)
+
+
+def _body_scatterers(walker: Walker, loop: Loop, start: float, t: np.ndarray):
+    """One walker's segment positions ``(T, 16, 3)`` and RCS ``(T, 16)`` at times ``t``."""
+    centres, axes = walker.pose(t)  # (T, 16, 3) each, body frame
+    xy, yaw = loop.at(start + walker.speed * t)  # (T, 2), (T,)
     c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]  # (T, 1)
 
     def to_world(v: np.ndarray) -> np.ndarray:  # rotate body frame by the walking direction
@@ -153,7 +210,7 @@ def walker_scatterers(scene: Scene, t: np.ndarray) -> tuple[np.ndarray, np.ndarr
     look = RADAR_POSITION - positions
     look /= np.linalg.norm(look, axis=-1, keepdims=True)  # (T, 16, 3) unit, towards the radar
     lateral = np.stack([-s, c, 0 * c], axis=-1)  # (T, 1, 3): the body's left in world axes
-    return positions, ellipsoid_rcs(scene.walker.semi_axes, to_world(axes), lateral, look)
+    return positions, ellipsoid_rcs(walker.semi_axes, to_world(axes), lateral, look)
 
 
 def _beat(ranges: np.ndarray, amplitudes: np.ndarray, radar: RadarConfig) -> np.ndarray:
@@ -208,12 +265,19 @@ def render(
 
 
 def simulate_sequence(
-    subject: int, sequence: int, n_frames: int, seed: int = 0, radar: RadarConfig | None = None
+    subject: int,
+    sequence: int,
+    n_frames: int,
+    seed: int = 0,
+    radar: RadarConfig | None = None,
+    scenario: Scenario | str = "default",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Amplitude (dB) and phase (rad, in (-pi, pi]) of consecutive frames, each ``(n_frames, 224,
-    64)`` float32. Frames are 1 / frame_rate apart; same arguments give bit-identical output."""
-    radar = radar or RadarConfig()
-    scene = make_scene(subject, sequence, seed)
+    """Amplitude (dB) and phase (rad, in (-pi, pi]) of consecutive frames, each ``(n_frames, H,
+    W)`` float32 (224 x 64 for the default radar). Frames are 1 / frame_rate apart; the same
+    arguments give bit-identical output. ``radar`` overrides the scenario's radar."""
+    scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    radar = radar or scenario.radar
+    scene = make_scene(subject, sequence, seed, scenario)
     amp = np.empty((n_frames, *radar.frame_shape), np.float32)
     phase = np.empty_like(amp)
     for lo in range(0, n_frames, CHUNK_FRAMES):
@@ -245,12 +309,13 @@ def simulate_point_target(
     return radar.range_doppler(beat)
 
 
-def _all_sequences(subjects: int, sequences: int, frames: int, seed: int, progress: bool):
+def _all_sequences(subjects, sequences, frames, seed, progress, scenario="default"):
     """Yield ``(subject, sequence, amplitude, phase)`` for every sequence, with a progress bar."""
     with tqdm(total=subjects * sequences * frames, disable=not progress, unit="frame") as bar:
         for subject in range(subjects):
             for sequence in range(sequences):
-                yield subject, sequence, *simulate_sequence(subject, sequence, frames, seed)
+                maps = simulate_sequence(subject, sequence, frames, seed, scenario=scenario)
+                yield subject, sequence, *maps
                 bar.update(frames)
 
 
@@ -261,6 +326,7 @@ def write_dataset(
     frames: int,
     seed: int = 0,
     progress: bool = True,
+    scenario: str = "default",
 ) -> int:
     """Write ``out_dir/amplitude/NAME`` and ``out_dir/phase/NAME``, float32 ``(224, 64)`` each,
     NAME from :func:`mmslim.data.layout.frame_filename`; subjects and sequences count from 0.
@@ -270,7 +336,7 @@ def write_dataset(
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     written = 0
     for subject, sequence, amp, phase in _all_sequences(
-        subjects, sequences, frames, seed, progress
+        subjects, sequences, frames, seed, progress, scenario
     ):
         for frame in range(frames):
             name = frame_filename(subject, sequence, frame)
@@ -281,13 +347,18 @@ def write_dataset(
 
 
 def simulate_dataset(
-    subjects: int, sequences: int, frames: int, seed: int = 0, progress: bool = True
+    subjects: int,
+    sequences: int,
+    frames: int,
+    seed: int = 0,
+    progress: bool = True,
+    scenario: str = "default",
 ):
     """The same frames as :func:`write_dataset`, in memory as a
     :class:`mmslim.data.dataset.FrameSet` (amplitude and phase ``(N, 224, 64)`` float32)."""
     from mmslim.data.dataset import FrameSet  # imports torch; keep the simulator light
 
-    parts = list(_all_sequences(subjects, sequences, frames, seed, progress))
+    parts = list(_all_sequences(subjects, sequences, frames, seed, progress, scenario))
     return FrameSet(
         amplitude=np.concatenate([amp for _, _, amp, _ in parts]),  # (N, 224, 64)
         phase=np.concatenate([phase for _, _, _, phase in parts]),

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from mmslim.config import BACKENDS
+from mmslim.data.dataset import FRAME_SHAPE
 from mmslim.export.graphs import Receiver, Sender
 
 BATCH_SIZE = 8  # frames per graph call: small, so memory stays flat (4 to 16 ran alike)
@@ -162,7 +163,7 @@ class OnnxBackend(_Batches):
         model: torch.nn.Module,
         threads: int | None = None,
         int8: bool = False,
-        shape: tuple[int, int] = (224, 64),
+        shape: tuple[int, int] = FRAME_SHAPE,
         calibration: np.ndarray | None = None,
     ):
         from mmslim.export.onnx import export_receiver, export_sender, quantize_int8
@@ -234,6 +235,7 @@ def backend_for(model: torch.nn.Module, name: str = "torch", **options):
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     if name == "onnx":
         _require_onnxruntime()
+        options["shape"] = tuple(options.get("shape", FRAME_SHAPE))  # one cache entry per shape
     key = BackendKey(
         _tensors_key(model), name, tuple(sorted(options.items())), torch.get_num_threads()
     )

@@ -15,6 +15,7 @@ from mmslim.codec.frames import decode_frames, encode_frames
 from mmslim.codec.prior import IndexPrior
 from mmslim.config import BRANCHES, MASK_MODES, ModelConfig
 from mmslim.nn.blocks import DecoderHi, DecoderLo, EncoderHi, EncoderLo
+from mmslim.nn.losses import soft_bits
 from mmslim.nn.masknet import MaskNet
 from mmslim.nn.quantizers.vq import Quantizer, usage_stats
 from mmslim.nn.quantizers.zoo import build_quantizer
@@ -77,6 +78,12 @@ class Branch(nn.Module):
         z_q, indices, stats = self.quantizer(z)
         return {"x_hat": self.decoder(z_q), "indices": indices, "z": z, "stats": stats}
 
+    def codewords(self) -> torch.Tensor:
+        """Every codeword the quantizer can output, (K, D), in index order (differentiable)."""
+        k = self.quantizer.num_codes
+        all_codes = torch.arange(k, device=self.pre_vq.weight.device).view(1, 1, k)
+        return self.quantizer.lookup(all_codes)[0, :, 0].t()  # (1, D, 1, K) -> (K, D)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) -> indices (B, H/f, W/f) int64."""
         return self.quantizer(self.latents(x))[1]
@@ -118,7 +125,7 @@ class MMSlim(nn.Module):
         self.config = config if config is not None else ModelConfig()
         if self.config.mask not in MASK_MODES:
             raise ValueError(f"unknown mask {self.config.mask!r}; choose one of {MASK_MODES}")
-        self.mask_net = MaskNet(self.config.mask_hidden)
+        self.mask_net = MaskNet(self.config.mask_hidden, self.config.mask_head)
         self.hi = Branch.build("hi", self.config)
         self.lo = Branch.build("lo", self.config)
         self.prior = IndexPrior(self.config.num_codes)  # entropy model; fit_prior after training
@@ -171,6 +178,7 @@ class MMSlim(nn.Module):
         x: torch.Tensor,
         mask_source: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        estimate_rate: bool = False,
     ) -> dict:
         """Training/evaluation pass.
 
@@ -178,6 +186,8 @@ class MMSlim(nn.Module):
             x: (B, 1, H, W) float in [0, 1], the map to compress; H and W divisible by 16.
             mask_source: (B, 1, H, W) amplitude map the mask is computed from; defaults to ``x``.
             mask: (B, 1, H, W) in [0, 1] to use instead of MaskNet's; None for the model's own.
+            estimate_rate: also return ``rate_bits``, a differentiable estimate of the bits of
+                both index grids (:func:`mmslim.nn.losses.soft_bits`), for a rate term.
 
         Returns a dict:
             ``x_hat``: (B, 1, H, W) reconstruction, ``x_hat_hi + x_hat_lo``;
@@ -186,11 +196,12 @@ class MMSlim(nn.Module):
             ``indices_hi``: (B, H/4, W/4) int64; ``indices_lo``: (B, H/16, W/16) int64;
             ``vq_loss``: scalar, sum of both quantizers' losses;
             ``stats_hi``, ``stats_lo``: the quantizers' info dicts (``loss``, ``perplexity``,
-            ``counts`` (K,), ``dead_share``, ...).
+            ``counts`` (K,), ``dead_share``, ...);
+            ``rate_bits``: scalar, only with ``estimate_rate``.
         """
         mask, x_hi, x_lo = self.split(x, mask_source, mask)
         hi, lo = self.hi(x_hi), self._lo(x_lo)
-        return {
+        out = {
             "x_hat": hi["x_hat"] + lo["x_hat"],  # the reference negated this sum; we do not
             "x_hat_hi": hi["x_hat"],
             "x_hat_lo": lo["x_hat"],
@@ -201,6 +212,13 @@ class MMSlim(nn.Module):
             "stats_hi": hi["stats"],
             "stats_lo": lo["stats"],
         }
+        if estimate_rate:
+            out["rate_bits"] = sum(
+                soft_bits(part["z"], branch.codewords(), part["indices"])
+                for part, branch in ((hi, self.hi), (lo, self.lo))
+                if part["z"] is not None  # the "none" ablation does not run the coarse branch
+            )
+        return out
 
     def encode(self, x: torch.Tensor, mask_source: torch.Tensor | None = None) -> dict:
         """Sender side: (B, 1, H, W) -> ``indices_hi`` (B, H/4, W/4), ``indices_lo``
@@ -220,6 +238,34 @@ class MMSlim(nn.Module):
         else:
             x_hat_lo = self.lo.decode_indices(indices_lo)
         return {"x_hat": x_hat_hi + x_hat_lo, "x_hat_hi": x_hat_hi, "x_hat_lo": x_hat_lo}
+
+    def likely_fine_code(self) -> int:
+        """The fine branch's most frequent code under the prior (what the fine grid holds
+        wherever the mask sent nothing: the receiver's best guess for a missing index)."""
+        return int(self.prior.counts_hi.argmax())
+
+    def decode_preview(self, indices_lo: torch.Tensor) -> dict:
+        """Layered decoding: a preview from the coarse grid alone, (B, H/16, W/16) int64 ->
+        ``x_hat`` (B, 1, H, W), the fine grid taken as its most likely code everywhere (see
+        :meth:`likely_fine_code`); a receiver can show it before the fine grid arrives."""
+        b, h, w = indices_lo.shape
+        r = self.lo.downsample // self.hi.downsample
+        fine = torch.full((b, h * r, w * r), self.likely_fine_code(), dtype=torch.int64)
+        return self.decode_indices(fine.to(indices_lo.device), indices_lo)
+
+    def decode_with_missing(
+        self, indices_hi: torch.Tensor, indices_lo: torch.Tensor, missing: torch.Tensor
+    ) -> dict:
+        """Decode a frame whose fine indices were partly lost on the link. ``missing``: (B,
+        H/4, W/4) bool, True where an index did not arrive; those take the most likely code.
+        Returns what :meth:`decode_indices` returns."""
+        if missing.shape != indices_hi.shape or missing.dtype != torch.bool:
+            raise ValueError(
+                f"expected missing as a bool tensor of shape {tuple(indices_hi.shape)}, got "
+                f"{missing.dtype} {tuple(missing.shape)}"
+            )
+        filled = indices_hi.masked_fill(missing, self.likely_fine_code())
+        return self.decode_indices(filled, indices_lo)
 
     # --- codec: compress / decompress (CompressAI style; only the entropy coder makes bytes) --
 

@@ -17,6 +17,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, save
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +46,36 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, stage: str | None = None) -> dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``); optionally require its ``stage``."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path} is a folder; pass the checkpoint file in it (e.g. {path}/amplitude.pt)."
+        )
     if not path.is_file():
         hint = "train one with `mmslim train --stage amplitude --data DATA --out DIR`"
         if stage == "phase":
             hint = "train one with `mmslim train --stage phase ... --amplitude-checkpoint FILE`"
         raise CheckpointError(f"no checkpoint at {path}; {hint}.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"{path} is empty (0 bytes): an interrupted copy or a failed download. Copy it again "
+            "or train again."
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # not a pickle of allowed types at all
+            raise CheckpointError(
+                f"{path} is not a PyTorch checkpoint, or a damaged one; re-copy it or train again."
+            ) from None
         raise CheckpointError(
-            f"{path} could not be read as a checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}). It may be truncated by an interrupted copy "
-            "or not a PyTorch file; re-copy it or train again."
+            f"{path} holds pickled Python objects besides tensors, which mmslim refuses to load "
+            "(unpickling can run arbitrary code). Use a checkpoint written by `mmslim train`."
+        ) from None
+    except Exception as err:
+        detail = " ".join(str(err).split())[:120] or "no details"
+        raise CheckpointError(
+            f"{path} could not be read as a checkpoint ({type(err).__name__}: {detail}). It may "
+            "be truncated by an interrupted copy or not a PyTorch file; re-copy it or train again."
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
@@ -81,8 +100,14 @@ def load_model(path: str | Path, stage: str | None = None, device: str | torch.d
     from mmslim.nn import MMSlim
 
     state = load_checkpoint(path, stage)
-    model = MMSlim(ModelConfig.from_dict(state["model_config"]))
-    weights = dict(state["model"])
+    try:
+        model = MMSlim(ModelConfig.from_dict(dict(state["model_config"])))
+        weights = dict(state["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is an mmslim checkpoint without a usable model ({type(err).__name__}: "
+            f"{err}); use a checkpoint written by `mmslim train`."
+        ) from None
     legacy = state.get("prior")
     if legacy is not None and "prior.counts_hi" not in weights:  # written before format 2
         weights["prior.counts_hi"] = legacy["counts_hi"]

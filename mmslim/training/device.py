@@ -1,4 +1,12 @@
-"""Choosing where tensors live. Nothing here runs at import time."""
+"""Choosing where tensors live, and the settings that make a GPU fast. Nothing here runs at
+import time.
+
+``resolve_device("auto")`` picks CUDA, then Apple MPS, then the CPU. On CUDA, training uses bf16
+autocast (``TrainConfig.amp``; bf16 has float32's range, so no loss scaling is needed),
+``torch.backends.cudnn.benchmark`` (the frames have one fixed shape, so cuDNN's search for the
+fastest convolution algorithms runs once per batch shape and pays for itself), and page-locked
+("pinned") host memory for batches, so that copies to the GPU can overlap computation.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +29,28 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def prepare_device(device: torch.device) -> None:
+    """Process-wide settings for training on ``device``: on CUDA, ``cudnn.benchmark`` (fixed
+    frame shapes) and this process's current GPU; nothing elsewhere."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        if device.index is not None:
+            torch.cuda.set_device(device)
+
+
+def pin_memory(device: torch.device) -> bool:
+    """Whether DataLoaders feeding ``device`` should pin host memory (CUDA only)."""
+    return device.type == "cuda"
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    """Peak memory allocated by tensors on a CUDA ``device`` since the last reset, in GiB;
+    None elsewhere."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**30
 
 
 def describe_device(device: torch.device) -> str:

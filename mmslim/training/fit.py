@@ -15,6 +15,14 @@ A checkpoint is written atomically after every epoch, so an interrupted run lose
 epoch it was in; ``resume=True`` continues exactly where that checkpoint left off (shuffling is
 seeded per epoch, and the model has no other randomness). After the last epoch the entropy
 prior (index frequencies on the training split) is fitted and stored in the checkpoint.
+
+Several processes: the same call under ``torchrun --nproc_per_node=N`` (one or more machines)
+trains with DistributedDataParallel (:mod:`mmslim.training.distributed`). ``batch_size`` is the
+global batch: each of the N ranks takes ``batch_size / N`` frames of it (a ``DistributedSampler``
+seeded per epoch; one process uses the same sampler, so one process and N ranks see the same
+global batches), DDP averages the gradients, metrics are reduced across ranks, codebooks and
+BatchNorm statistics stay identical on every rank, and rank 0 alone reads and writes files.
+On CUDA: bf16 autocast, ``cudnn.benchmark`` and pinned host memory (:mod:`~mmslim.training.device`).
 """
 
 from __future__ import annotations
@@ -24,17 +32,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from mmslim.codec.maps import fit_prior
+from mmslim.codec.maps import encode_maps, fit_prior
 from mmslim.config import STAGES, ModelConfig, TrainConfig
 from mmslim.data.dataset import FrameSet, RadarFrames, load_frames, split_subjects
 from mmslim.files import write_csv
 from mmslim.nn import MMSlim
-from mmslim.nn.losses import stage_loss
+from mmslim.nn.losses import LossContext, stage_loss
+from mmslim.training import distributed
 from mmslim.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mmslim.training.device import resolve_device
+from mmslim.training.device import peak_memory_gib, pin_memory, prepare_device, resolve_device
+from mmslim.training.distributed import Ranks
 from mmslim.training.evaluate import evaluate
 
 
@@ -68,13 +78,49 @@ def train(
         config is used, because MaskNet comes from it.
     resume: continue from ``out_dir/{stage}.pt``; without it an existing checkpoint is refused
         unless ``overwrite``.
+    device: ``"auto"`` (CUDA, MPS, CPU), ``"cpu"``, ``"cuda"``...; under ``torchrun`` with a GPU
+        per process, ``"auto"``/``"cuda"`` mean the process's own GPU (``LOCAL_RANK``).
+
+    Under ``torchrun`` every rank calls this and gets the same model; ``batch_size`` is the
+    global batch, a multiple of the number of processes.
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
     tcfg = train_config or TrainConfig.preset("cpu-small")
-    dev = resolve_device(device)
+    with distributed.session(resolve_device(device)) as ranks:
+        return _train(
+            stage,
+            data,
+            out_dir,
+            model_config,
+            tcfg,
+            amplitude_checkpoint,
+            resume,
+            overwrite,
+            ranks,
+            progress and ranks.is_main,
+        )
+
+
+def _train(
+    stage,
+    data,
+    out_dir,
+    model_config,
+    tcfg,
+    amplitude_checkpoint,
+    resume,
+    overwrite,
+    ranks: Ranks,
+    progress: bool,
+) -> TrainResult:
+    """The body of :func:`train`, run by every rank of ``ranks`` (or by the one process)."""
+    dev = ranks.device
+    prepare_device(dev)
+    rank_batch = rank_batch_size(tcfg.batch_size, ranks.world_size)  # frames per rank and step
     ckpt_file = checkpoint_path(out_dir, stage)
-    previous = _previous_run(ckpt_file, stage, resume, overwrite)
+    # Rank 0 reads (and refuses) for all: only its machine needs the files.
+    previous = distributed.run_on_main(_previous_run, ckpt_file, stage, resume, overwrite)
 
     frames = data if isinstance(data, FrameSet) else load_frames(data)
     train_subjects, val_subjects = split_subjects(frames.subjects(), tcfg.val_fraction, tcfg.seed)
@@ -84,7 +130,7 @@ def train(
     torch.manual_seed(tcfg.seed)
     amp_state = None
     if stage == "phase":
-        amp_state = _amplitude_state(amplitude_checkpoint, model_config)
+        amp_state = distributed.run_on_main(_amplitude_state, amplitude_checkpoint, model_config)
         model_config = ModelConfig.from_dict(amp_state["model_config"])
     mcfg = model_config or ModelConfig.preset("cpu-small")
     model = MMSlim(mcfg)
@@ -112,9 +158,23 @@ def train(
         scheduler.load_state_dict(previous["scheduler"])
         history = list(previous["history"])
         start_epoch = previous["epoch"] + 1
+    # Several processes: global-batch BatchNorm, and DDP averages the gradients. A fixed or
+    # absent mask leaves MaskNet without gradients.
+    net = distributed.wrap(model, find_unused_parameters=mcfg.mask != "learned")
 
     use_amp = tcfg.amp and dev.type == "cuda"
-    writer = _tensorboard(out_dir, stage) if tcfg.tensorboard else None
+    sampler = DistributedSampler(
+        train_set, ranks.world_size, ranks.rank, shuffle=True, seed=tcfg.seed * 100_003
+    )
+    loader = DataLoader(
+        train_set,
+        rank_batch,
+        sampler=sampler,
+        num_workers=tcfg.num_workers,
+        pin_memory=pin_memory(dev),
+        persistent_workers=tcfg.num_workers > 0,
+    )
+    writer = _tensorboard(out_dir, stage) if tcfg.tensorboard and ranks.is_main else None
     epochs = range(start_epoch, tcfg.epochs + 1)
     bar = tqdm(epochs, desc=f"train {stage}", disable=not progress, unit="epoch")
     for epoch in bar:
@@ -122,41 +182,81 @@ def train(
         model.train()
         if stage == "phase":
             model.mask_net.eval()  # frozen: BatchNorm keeps its amplitude-stage statistics
-        gen = torch.Generator().manual_seed(tcfg.seed * 100_003 + epoch)
-        loader = DataLoader(
-            train_set, tcfg.batch_size, shuffle=True, generator=gen, num_workers=tcfg.num_workers
-        )
-        total, n = 0.0, 0
+        sampler.set_epoch(epoch)  # this epoch's shuffle, the same on every rank
+        loss_sum, n = torch.zeros((), dtype=torch.float64, device=dev), 0  # over this rank
         for batch in loader:
-            x, src = _inputs(batch, stage, dev)
+            x, src, context = _inputs(batch, stage, dev)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = model(x, mask_source=src)
-            loss = stage_loss(x, out, tcfg.ssim_window)
+                out = net(x, mask_source=src, estimate_rate=tcfg.rate_weight > 0)
+            loss = stage_loss(x, out, tcfg, context)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(x)
+            loss_sum += loss.detach().double() * len(x)  # on the device: no sync per step
             n += len(x)
-            bar.set_postfix(loss=f"{total / n:.4f}")
-        row = {"epoch": epoch, "train_loss": total / n, "seconds": time.perf_counter() - t0}
+        total = torch.stack([loss_sum, loss_sum.new_tensor(n)])  # (loss x frames, frames)
+        distributed.all_reduce_sum_(total)  # every rank's frames
+        seconds = time.perf_counter() - t0
+        loss_sum, n = total.tolist()
+        row = {"epoch": epoch, "train_loss": loss_sum / n, "seconds": seconds}
+        row["samples_per_s"] = n / seconds  # all ranks together
+        if dev.type == "cuda":
+            row["gpu_mem_gib"] = peak_memory_gib(dev)  # this rank's peak
         if epoch % tcfg.val_every == 0 or epoch == tcfg.epochs:
-            metrics = evaluate(model, val_set, stage, tcfg.ssim_window, tcfg.batch_size)
-            scheduler.step(metrics["loss"])
+            metrics = evaluate(model, val_set, stage, tcfg, tcfg.batch_size)
+            scheduler.step(metrics["loss"])  # the same loss, hence the same lr, on every rank
             row.update({f"val_{k}": v for k, v in metrics.items()})
-            bar.set_postfix(loss=f"{total / n:.4f}", val_ssim=f"{metrics['ssim']:.3f}")
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_ssim=f"{metrics['ssim']:.3f}")
+        else:
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}")
         row.update({f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups})
         history.append(row)
-        if writer is not None:
-            for k, v in row.items():
-                writer.add_scalar(f"{stage}/{k}", v, epoch)
-        _save(ckpt_file, stage, mcfg, tcfg, model, optimizer, scheduler, history, split)
-        write_csv(history, Path(out_dir) / f"history_{stage}.csv")
+        if ranks.is_main:
+            if writer is not None:
+                for k, v in row.items():
+                    writer.add_scalar(f"{stage}/{k}", v, epoch)
+            _save(ckpt_file, stage, mcfg, tcfg, model, optimizer, scheduler, history, split)
+            write_csv(history, Path(out_dir) / f"history_{stage}.csv")
     if writer is not None:
         writer.close()
     # The entropy coder's prior: index frequencies on the training split, in the model's buffers.
-    fit_prior(model, train_set, stage)
-    _save(ckpt_file, stage, mcfg, tcfg, model, optimizer, scheduler, history, split)
-    return TrainResult(model.eval(), ckpt_file, history)
+    fit_prior_shared(model, train_set, stage)
+    if ranks.is_main:
+        _save(ckpt_file, stage, mcfg, tcfg, model, optimizer, scheduler, history, split)
+    distributed.barrier()  # on return, every rank can read the final checkpoint
+    return TrainResult(distributed.unwrap(model).eval(), ckpt_file, history)
+
+
+def rank_batch_size(batch_size: int, world_size: int) -> int:
+    """Each rank's share of the global batch; refuses a batch the ranks cannot share evenly."""
+    if batch_size % world_size:
+        raise ValueError(
+            f"the global batch of {batch_size} frames cannot be shared evenly by {world_size} "
+            f"processes; use --batch-size {max(1, batch_size // world_size) * world_size} "
+            f"or a number of processes that divides {batch_size}."
+        )
+    return batch_size // world_size
+
+
+@torch.no_grad()
+def fit_prior_shared(model: MMSlim, dataset: RadarFrames, stage: str) -> None:
+    """:func:`~mmslim.codec.maps.fit_prior`, with the frames shared between ranks under
+    ``torchrun``: each rank counts the indices of its share, the counts are summed over ranks,
+    and every rank stores the same prior (add-one smoothed, as ``IndexPrior.update``)."""
+    if not distributed.is_distributed():
+        fit_prior(model, dataset, stage)
+        return
+    k, dev = model.config.num_codes, next(model.parameters()).device
+    counts = torch.zeros(2, k, dtype=torch.int64)  # (2, K): hi, lo
+    mine = torch.as_tensor(list(distributed.shard(len(dataset))), dtype=torch.int64)
+    if len(mine):
+        maps, amps = dataset.tensors(stage)[0][mine], dataset.tensors("amplitude")[0][mine]
+        hi, lo = encode_maps(model, maps, amps)  # (n, H/4, W/4), (n, H/16, W/16) int64 numpy
+        for row, indices in zip(counts, (hi, lo)):
+            row += torch.bincount(torch.from_numpy(indices).reshape(-1), minlength=k)
+    counts = counts.to(dev)
+    distributed.all_reduce_sum_(counts)
+    model.prior.set_counts(counts[0].cpu() + 1, counts[1].cpu() + 1)
 
 
 def param_groups(model: MMSlim, tcfg: TrainConfig, stage: str) -> list[dict]:
@@ -195,10 +295,15 @@ def _save(path, stage, mcfg, tcfg, model, optimizer, scheduler, history, split) 
     )
 
 
-def _inputs(batch: dict, stage: str, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(map to compress, map the mask is computed from), each (B, 1, H, W) on ``dev``."""
-    amp = batch["amplitude"].to(dev)
-    return (amp if stage == "amplitude" else batch["phase"].to(dev)), amp
+def _inputs(batch: dict, stage: str, dev: torch.device):
+    """(map to compress, map the mask is computed from), each (B, 1, H, W) on ``dev`` (copied
+    asynchronously from pinned memory on CUDA), and the :class:`~mmslim.nn.losses.LossContext`
+    the radar objective needs."""
+    amp = batch["amplitude"].to(dev, non_blocking=True)
+    x = amp if stage == "amplitude" else batch["phase"].to(dev, non_blocking=True)
+    amp_range = batch["amp_range"].to(dev, non_blocking=True)
+    x_range = amp_range if stage == "amplitude" else batch["phase_range"].to(dev, non_blocking=True)
+    return x, amp, LossContext(amp, amp_range, x_range, stage)
 
 
 def _previous_run(ckpt_file: Path, stage: str, resume: bool, overwrite: bool) -> dict | None:

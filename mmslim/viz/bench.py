@@ -8,38 +8,63 @@ import numpy as np
 
 from mmslim.bench.rd import METRICS, curve
 
+LABELS = {  # axis label (with unit) of each metric in the rate-distortion plots
+    "ssim": "SSIM", "psnr": "PSNR (dB)", "psnr_over_constant": "PSNR over a constant map (dB)",
+    "amp_mae_db": "mean |error|, all cells (dB)", "amp_mae_db_target": "mean |error|, targets (dB)",
+    "cfar_f1": "CFAR F1", "cfar_precision": "CFAR precision", "cfar_recall": "CFAR recall",
+    "peak_err_doppler_moving": "moving peak error (Doppler rows)",
+    "peak_err_range_moving": "moving peak error (range bins)",
+    "walker_range_err_m": "walker range error (m)",
+    "walker_velocity_err_mps": "walker velocity error (m/s)",
+    "walker_extent_err_mps": "micro-Doppler extent error (m/s)",
+    "walker_missed": "frames with the walker missed (share)",
+    "cadence_err_hz": "cadence error (Hz)",
+    "phase_err": "phase error, all cells (rad)",
+    "phase_err_weighted": "phase error, weighted (rad)",
+    "phase_err_target": "phase error, targets (rad)",
+}  # fmt: skip
+
+
+STYLES = {  # how each family is drawn: classical curves, ablation markers, mmSlim's curve on top
+    "classical": dict(marker="o", ms=3, ls="-"),
+    "ablation": dict(marker="D", ms=7, ls="none"),
+    "mmslim": dict(marker="*", ms=14, ls="-", lw=2.5, zorder=3),
+}
+
 
 def plot_rd(rows: list[dict], out_dir) -> list[Path]:
-    """One figure per kind, ``rd_{kind}.png``: each distortion against bits per element (log),
-    a line per classical codec, a marker per learned model. Needs matplotlib and seaborn."""
+    """One figure per scenario and kind, ``rd_{scenario}_{kind}.png``: each distortion against
+    bits per element (log), a line per codec (mmSlim's operating points joined too), a marker
+    per ablation. Needs matplotlib and seaborn."""
     import seaborn as sns
     from matplotlib.figure import Figure
 
     paths = []
-    for kind in dict.fromkeys(r["kind"] for r in rows):
-        kind_rows = [r for r in rows if r["kind"] == kind]
+    for scenario, kind in dict.fromkeys((r["scenario"], r["kind"]) for r in rows):
+        kind_rows = [r for r in rows if (r["scenario"], r["kind"]) == (scenario, kind)]
         metrics, n_rows = METRICS[kind], -(-len(METRICS[kind]) // 5)  # five panels a row
         codecs = list(dict.fromkeys(r["codec"] for r in kind_rows))
         colours = dict(zip(codecs, sns.color_palette("tab10", len(codecs))))
         with sns.axes_style("whitegrid"):
-            fig = Figure(figsize=(17, 3.4 * n_rows), layout="constrained")
+            fig = Figure(figsize=(17, 3.2 * n_rows), layout="constrained")
             axes = fig.subplots(n_rows, 5, squeeze=False).ravel()
         for ax, metric in zip(axes, metrics):
             for codec in codecs:
-                pts = [r for r in curve(kind_rows, kind, codec) if np.isfinite(r[metric])]
+                pts = [
+                    r for r in curve(kind_rows, kind, codec) if np.isfinite(r.get(metric, np.nan))
+                ]
                 x, y = [r["bits_per_element"] for r in pts], [r[metric] for r in pts]
                 family = pts[0]["family"] if pts else "classical"
-                style = {"classical": dict(marker="o", ms=3), "ablation": dict(marker="D", ms=7)}
-                style = style.get(family, dict(marker="*", ms=15, zorder=3))  # mmSlim on top
-                ls = "-" if family == "classical" else "none"
-                ax.plot(x, y, color=colours[codec], label=codec, ls=ls, **style)
-            ax.set(xscale="log", xlabel="bits per element", ylabel=metric)
+                style = STYLES[family]
+                ax.plot(x, y, color=colours[codec], label=codec, **style)
+            ax.set(xscale="log", xlabel="bits per element", ylabel=LABELS.get(metric, metric))
         for ax in axes[len(metrics) :]:
             ax.set_axis_off()
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
-        fig.suptitle(f"{kind}: distortion against rate ({kind_rows[0]['frames']} frames)")
-        paths.append(Path(out_dir) / f"rd_{kind}.png")
-        fig.savefig(paths[-1], dpi=110)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=9)
+        fig.suptitle(f"{kind}, {scenario} frames: distortion against rate "
+                     f"({kind_rows[0]['frames']} frames)")  # fmt: skip
+        paths.append(Path(out_dir) / f"rd_{scenario}_{kind}.png")
+        fig.savefig(paths[-1], dpi=100)
     return paths
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -24,7 +25,8 @@ from mmslim.codec import (
     read_header,
 )
 from mmslim.codec import prefix as huffman
-from mmslim.codec.ans import ans_decode, ans_encode
+from mmslim.codec.ans import ans_decode, ans_encode, max_payload_bytes
+from mmslim.codec.frames import payload_bounds
 from mmslim.codec.prior import IndexPrior
 
 K = 512
@@ -40,7 +42,7 @@ def skewed_frames(n_frames, seed=0, num_codes=K, shape_hi=SHAPE_HI, shape_lo=SHA
     rng = np.random.default_rng(seed)
     hi = rng.choice(num_codes, size=(n_frames, *shape_hi), p=p_hi)
     lo = rng.choice(num_codes, size=(n_frames, *shape_lo), p=p_lo)
-    side = np.sort(rng.normal(20.0, 30.0, size=(n_frames, 2)), axis=1).astype(np.float32)
+    side = np.sort(rng.uniform(-3.1, 3.1, size=(n_frames, 2)), axis=1).astype(np.float32)
     return hi, lo, side
 
 
@@ -108,8 +110,8 @@ def test_float16_side_info_error_is_small(prior):
     decoded = decode_file(data, prior, FINGERPRINT)
     assert decoded.header.side_dtype == "float16"
     np.testing.assert_allclose(decoded.side, side, rtol=2**-11)
-    with pytest.raises(ValueError, match="finite"):  # float16 overflows above 65504
-        encode_file(hi, lo, side * 1e4, prior, FINGERPRINT, "amplitude", side_dtype="float16")
+    with pytest.raises(ValueError, match="finite"):  # outside ±1000 dB, and float16 overflows
+        encode_file(hi, lo, side * 1e5, prior, FINGERPRINT, "amplitude", side_dtype="float16")
 
 
 def test_zero_frequency_indices_are_codable():
@@ -126,11 +128,21 @@ def test_zero_frequency_indices_are_codable():
     np.testing.assert_array_equal(ans_decode(ans_encode(indices, probs), probs, 5), indices)
 
 
-def test_empty_or_trailing_ans_data_is_refused(prior):
+def test_ans_payload_must_end_where_the_encoder_ended(prior):
     (string,) = encode_frames(*skewed_frames(1)[:2], "ans", prior)
-    for bad in (b"", string + b"\1\0\0\0", string[:-4]):
+    for bad in (string + b"\1\0\0\0", string[:-4], string[4:], string + b"\0\0\0\0"):
         with pytest.raises(BitstreamError, match="frame 0"):
             decode_frames([bad], SHAPE_HI, SHAPE_LO, "ans", prior)
+
+
+def test_empty_ans_payload_is_the_all_zero_frame(prior):
+    """constriction's coder starts from state 0, where index 0 costs nothing: an all-zero frame
+    codes to b"", and b"" decodes to it (mmslim.codec.ans explains why grid sizes must come
+    from the model)."""
+    zeros_hi, zeros_lo = np.zeros((1, *SHAPE_HI), int), np.zeros((1, *SHAPE_LO), int)
+    assert encode_frames(zeros_hi, zeros_lo, "ans", prior) == [b""]
+    hi, lo = decode_frames([b""], SHAPE_HI, SHAPE_LO, "ans", prior)
+    assert not hi.any() and not lo.any()
 
 
 def test_out_of_range_indices_are_refused(prior):
@@ -225,6 +237,57 @@ def test_huffman_rejects_undecodable_bits():
         huffman.decode_segments(b"\x01", [(lengths, 1)])
 
 
+@pytest.mark.parametrize("mode", ["fixed", "huffman"])
+def test_prefix_decoding_memory_is_linear_in_the_indices(mode):
+    """The decoder once built a (8 len, 15) int64 array: ~1000x its payload."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    x = rng.choice(K, size=n, p=zipf_probs(rng, K))
+    lengths = (
+        huffman.fixed_lengths(K)
+        if mode == "fixed"
+        else huffman.code_lengths(np.bincount(x, minlength=K))
+    )
+    data = huffman.encode_segments([(x, lengths)])
+    tracemalloc.start()
+    try:
+        (back,) = huffman.decode_segments(data, [(lengths, n)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(back, x)
+    # the (n,) int64 output is 8 n bytes, the Huffman lookup table 0.4 MB; the per-bit int64
+    # windows of the old decoder took 120 bytes per payload bit (~1000 per index)
+    assert peak < 32 * n + 2**19
+
+
+def test_payloads_longer_than_their_indices_need_are_refused_before_work():
+    lengths = huffman.fixed_lengths(K)
+    with pytest.raises(ValueError, match="longer than 10 codewords"):
+        huffman.decode_segments(bytes(1 << 24), [(lengths, 10)])
+    probs = np.full(K, 1.0 / K)
+    with pytest.raises(ValueError, match="longer than 10 indices"):
+        ans_decode(bytes(4 * 1024), probs, 10)
+
+
+def test_ans_worst_case_fits_its_bound():
+    """The rarest code of a skewed prior costs close to 24 bits: the bound is tight, not loose."""
+    probs = np.full(K, 1.0)
+    probs[0] = 1e9
+    for n in (1, 5, 952, 5000):
+        data = ans_encode(np.full(n, K - 1), probs / probs.sum())
+        assert len(data) <= max_payload_bytes(n)
+    assert len(data) >= 0.95 * max_payload_bytes(n)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_frame_strings_lie_within_their_payload_bounds(prior, mode):
+    hi, lo, _ = skewed_frames(20, seed=3)
+    shortest, longest = payload_bounds(mode, hi[0].size, lo[0].size, K)
+    for string in encode_frames(hi, lo, mode, prior):
+        assert shortest <= len(string) <= longest
+
+
 # ---------------------------------------------------------------- the prior
 
 
@@ -265,13 +328,19 @@ def test_other_model_is_refused(prior):
     decode_file(data, prior, None)  # an explicit opt-out, e.g. for rate reports
 
 
-def test_newer_version_is_refused(prior):
+def test_newer_and_older_versions_are_refused(prior):
     hi, lo, side = skewed_frames(1)
     data = bytearray(encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude"))
-    data[4] = 2
+    assert data[4] == 2
+    data[4] = 3
     for stream in (bytes(data), reseal(bytes(data))):
-        with pytest.raises(BitstreamError, match="upgrade mmslim"):
+        with pytest.raises(BitstreamError, match="upgrade mmslim") as error:
             read_header(stream)
+        assert error.value.field == "version"
+    data[4] = 1
+    for stream in (bytes(data), reseal(bytes(data))):
+        with pytest.raises(BitstreamError, match="predates format 2.*re-compress"):
+            decode_file(stream, prior, FINGERPRINT)
 
 
 def test_ans_file_needs_the_matching_prior(prior):
@@ -338,7 +407,7 @@ def test_bit_flipped_streams_are_refused(mode, data):
 @given(blob=st.binary(max_size=400), keep_magic=st.booleans())
 def test_random_streams_are_refused(blob, keep_magic):
     if keep_magic:  # get past the magic and version checks, and sometimes the CRC too
-        blob = reseal(b"MMSL\x01" + blob + b"\0\0\0\0")
+        blob = reseal(b"MMSL\x02" + blob + b"\0\0\0\0")
     with pytest.raises(BitstreamError):
         read_header(blob)
     _decodes_cleanly_or_refuses(blob)

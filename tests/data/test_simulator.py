@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmslim.data.layout import frame_filename
-from mmslim.data.radar import RadarConfig, to_amplitude_db, to_phase
+from mmslim.data.radar import SPEED_OF_LIGHT, RadarConfig, to_amplitude_db, to_phase
 from mmslim.data.simulator import (
     RADAR_POSITION,
     make_scene,
@@ -44,20 +44,62 @@ def test_point_target_lands_in_its_range_bin_and_doppler_row(range_m, velocity):
     assert abs(row - np.argmin(np.abs(RADAR.velocity_axis() - velocity))) <= 1
 
 
+BIN_CENTRES = [(0, 112), (1, 20), (17, 200), (40, 0), (63, 223), (30, 112), (5, 140), (50, 61)]
+
+
+@pytest.mark.parametrize("col, row", BIN_CENTRES)
+def test_target_on_a_bin_centre_peaks_in_exactly_that_bin(col, row):
+    """A target at the range of bin ``col`` (at the middle chirp), moving at the velocity of row
+    ``row``, peaks in exactly that cell, with the carrier phase of its range there: the range FFT
+    references phase to the first ADC sample, the Doppler FFT to the middle chirp, whose offset
+    from chirp 0 turns bin ``k = row - 112`` by ``pi k``."""
+    range_m, velocity = RADAR.range_axis()[col], RADAR.velocity_axis()[row]
+    rd = simulate_point_target(range_m, velocity, snr_db=60, seed=1)
+    peak = np.unravel_index(np.argmax(np.abs(rd)), rd.shape)
+    assert peak == (row, col)
+    carrier = 2 * np.pi * 2 * range_m * RADAR.f_start_hz / SPEED_OF_LIGHT + np.pi * (row - 112)
+    assert np.angle(rd[row, col] * np.exp(-1j * carrier)) == pytest.approx(0, abs=1e-4)
+
+
+@pytest.mark.parametrize("col", [0, 9, 63])
+def test_static_unit_tone_peaks_at_the_window_sums(col):
+    """A unit-amplitude static target on a range-bin centre: both periodic Hann windows sum to
+    half their length, so the peak is (128 / 2) (224 / 2) = 7168 and its Doppler neighbours half
+    of that (the window's DFT is N/2 at bin 0, -N/4 at bins +-1, 0 elsewhere)."""
+    rd = simulate_point_target(RADAR.range_axis()[col], 0.0, snr_db=100)
+    assert abs(rd[112, col]) == pytest.approx(64 * 112, rel=1e-5)
+    assert abs(rd[111, col]) == pytest.approx(64 * 112 / 2, rel=1e-4)
+    assert abs(rd[113, col]) == pytest.approx(64 * 112 / 2, rel=1e-4)
+    assert np.abs(np.delete(rd[:, col], [111, 112, 113])).max() < 1e-3 * 64 * 112
+
+
+def test_range_doppler_equals_the_windowed_fft_written_out():
+    rng = np.random.default_rng(3)
+    beat = rng.standard_normal((224, 128)) + 1j * rng.standard_normal((224, 128))
+    n, m = np.arange(128), np.arange(224)
+    w_range = 0.5 - 0.5 * np.cos(2 * np.pi * n / 128)
+    w_doppler = 0.5 - 0.5 * np.cos(2 * np.pi * m / 224)
+    k = np.arange(64)  # range bins kept: 0 to 63
+    profiles = (beat * w_range) @ np.exp(-2j * np.pi * np.outer(n, k) / 128)  # (224, 64)
+    rows = np.arange(224) - 112  # Doppler bins after fftshift: -112 ... 111
+    rd = np.exp(-2j * np.pi * np.outer(rows, m) / 224) @ (profiles * w_doppler[:, None])
+    np.testing.assert_allclose(RADAR.range_doppler(beat), rd, rtol=0, atol=1e-9 * np.abs(rd).max())
+
+
 def test_range_doppler_accepts_batches_and_checks_shape():
     rng = np.random.default_rng(0)
     beat = (rng.standard_normal((2, 3, 224, 128)) + 1j).astype(np.complex64)
     rd = RADAR.range_doppler(beat)
     assert rd.shape == (2, 3, 224, 64) and rd.dtype == np.complex64
     np.testing.assert_allclose(rd[1, 2], RADAR.range_doppler(beat[1, 2]), rtol=1e-5, atol=1e-3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"beat must end in \(224, 128\), got \(2, 3, 224, 100\)"):
         RADAR.range_doppler(beat[..., :100])
 
 
 def test_amplitude_and_phase_conversions():
     x = np.array([0, 1e-20, 1, -1 - 0j, complex(-1, -0.0), 1j], np.complex64)
     amp, phase = to_amplitude_db(x), to_phase(x)
-    assert np.all(np.isfinite(amp)) and amp[2] == 0.0
+    assert amp[0] == amp[1] == pytest.approx(-240.0) and amp[2] == 0.0  # floor 1e-12: -240 dB
     assert np.all(phase > -PI32) and np.all(phase <= PI32) and phase[4] == PI32
 
 

@@ -59,6 +59,39 @@ def test_ssim_matches_scipy(pair, window):
     assert torch.allclose(ssim(x, y, window=window), per_map.mean())
 
 
+@pytest.mark.parametrize("window", ["box", "gaussian"])
+def test_ssim_loss_passes_its_options_on(pair, window):
+    x, y = pair
+    expected = 1 - ssim(x, y, window=window, reduction="none")
+    assert torch.equal(ssim_loss(x, y, window=window, reduction="none"), expected)
+    assert not torch.allclose(ssim(x, y, window="box"), ssim(x, y, window="gaussian"))
+
+
+@pytest.mark.parametrize("window", ["box", "gaussian"])
+def test_defaults_and_data_range_against_scipy(window):
+    """The defaults (11 x 11, sigma 1.5, Gaussian) and the constants' data range: on dark maps
+    (mean near 0) the luminance term is set by C1 = (0.01 L)^2."""
+    g = torch.Generator().manual_seed(3)
+    x = 0.02 * torch.rand(2, 1, 24, 20, generator=g, dtype=torch.float64)
+    y = (x + 0.01 * torch.randn(x.shape, generator=g, dtype=torch.float64)).abs()
+    for scale in (1.0, 255.0):
+        ref = [reference_ssim_map(scale * x[b, 0].numpy(), scale * y[b, 0].numpy(), window,
+                                  data_range=scale).mean() for b in range(2)]  # fmt: skip
+        ours = ssim(scale * x, scale * y, window=window, data_range=scale, reduction="none")
+        np.testing.assert_allclose(ours.numpy(), ref, rtol=0, atol=1e-10)
+    gauss = [
+        reference_ssim_map(x[b, 0].numpy(), y[b, 0].numpy(), "gaussian").mean() for b in (0, 1)
+    ]
+    assert ssim(x, y).item() == pytest.approx(np.mean(gauss), abs=1e-10)
+    assert torch.equal(ssim_map(x, y), ssim_map(x, y, window="gaussian"))
+
+
+def test_channels_are_independent(pair):
+    x, y = pair
+    both = ssim_map(torch.cat([x, y], 1), torch.cat([y, 1 - x], 1))  # (3, 2, H', W')
+    assert torch.equal(both[:, :1], ssim_map(x, y)) and torch.equal(both[:, 1:], ssim_map(y, 1 - x))
+
+
 def test_float32_close_to_float64(pair):
     x, y = pair
     s64 = ssim(x, y, window="box")
@@ -113,3 +146,7 @@ def test_bad_arguments():
         ssim(x, x, reduction="sum")
     with pytest.raises(ValueError, match="window size"):
         ssim(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
+    for h, w in ((10, 16), (16, 10)):  # either side too small
+        with pytest.raises(ValueError, match=rf"window size 11, got torch.Size\(\[{h}, {w}\]\)"):
+            ssim(torch.rand(1, 1, h, w), torch.rand(1, 1, h, w))
+    assert ssim_map(x[..., :11, :11], x[..., :11, :11]).shape == (1, 1, 1, 1)  # just fits

@@ -51,6 +51,7 @@ def _mask_head_without_leaky():
 
 MODULES = {
     "masknet": (lambda: MaskNet(8), (1, 32, 16)),
+    "masknet_reference_head": (lambda: MaskNet(8, head="reference"), (1, 32, 16)),
     "mask_head_without_leaky": (_mask_head_without_leaky, (1, 32, 16)),
     "encoder_hi": (lambda: EncoderHi(C.hidden, C.res_hidden, C.n_res_layers), (1, 32, 16)),
     "encoder_lo": (lambda: EncoderLo(C.hidden, C.res_hidden, C.n_res_layers), (1, 32, 16)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,13 +69,33 @@ def test_residual_layer_keeps_its_input_and_backpropagates():
     assert x.grad is not None and layer.conv3.weight.grad.abs().sum() > 0
 
 
-def test_masknet_range_and_shape():
-    mask = MaskNet(16)(torch.rand(3, 1, 32, 16))
-    assert mask.shape == (3, 1, 32, 16)
-    assert (mask > 0).all() and (mask < 1).all()
+@pytest.mark.parametrize("head", ["sigmoid", "reference"])
+def test_masknet_is_the_documented_stack(head):
+    """conv3x3 . BN . LeakyReLU(0.01) . conv3x3 [. BN . LeakyReLU for the reference] . sigmoid,
+    written out with the module's own weights (eval mode: BatchNorm with its running stats)."""
+    net = MaskNet(16, head)
+    layers = list(net.net)
+    conv1, bn1, conv2 = layers[0], layers[1], layers[3]
+    bns = [bn1] + ([layers[4]] if head == "reference" else [])
+    with torch.no_grad():
+        for bn in bns:  # statistics away from their defaults, so they matter
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    x = torch.rand(3, 1, 32, 16)
 
+    def bn(t, m):
+        return F.batch_norm(t, m.running_mean, m.running_var, m.weight, m.bias, eps=m.eps)
 
-# --- quantizer functions -----------------------------------------------------------------------
+    h = F.leaky_relu(bn(F.conv2d(x, conv1.weight, conv1.bias, padding=1), bn1), 0.01)
+    h = F.conv2d(h, conv2.weight, conv2.bias, padding=1)
+    if head == "reference":
+        h = F.leaky_relu(bn(h, bns[1]), 0.01)
+    with torch.no_grad():
+        mask = net(x)
+    assert mask.shape == (3, 1, 32, 16) and conv1.out_channels == 16
+    assert len(layers) == (7 if head == "reference" else 5)
+    assert torch.allclose(mask, torch.sigmoid(h), atol=1e-6)
 
 
 def test_straight_through_value_and_gradient():
@@ -175,8 +196,10 @@ def test_paper_latents_and_parameter_count(models):
     n = model.num_parameters()
     print(f"paper preset: {n:,} parameters")
     # The reference quotes ~1.6 M because its residual layers share weights (4 stacks x 1 layer
-    # x 40,960 fewer); with distinct layers it is 1,827,302.
-    assert n == 1_827_302
+    # x 40,960 fewer); with distinct layers it is 1,827,302 with the reference's mask head
+    # (whose last BatchNorm adds 2), 1,827,300 with ours.
+    assert n == 1_827_300
+    assert MMSlim(ModelConfig.preset("paper", mask_head="reference")).num_parameters() == 1_827_302
 
 
 @settings(max_examples=8, deadline=None)
@@ -272,3 +295,35 @@ def test_decode_refuses_bad_indices(models):
 def test_unknown_quantizer():
     with pytest.raises(ValueError, match="quantizer"):
         MMSlim(ModelConfig(quantizer="nope"))
+
+
+def test_a_preview_decodes_from_the_coarse_grid_alone(tiny_config):
+    torch.manual_seed(0)
+    model = MMSlim(tiny_config).eval()
+    x = torch.rand(2, 1, 32, 64)
+    with torch.no_grad():
+        enc = model.encode(x)
+        model.prior.update(enc["indices_hi"], enc["indices_lo"])
+        preview = model.decode_preview(enc["indices_lo"])["x_hat"]
+        code = model.likely_fine_code()
+        fine = torch.full_like(enc["indices_hi"], code)
+        expected = model.decode_indices(fine, enc["indices_lo"])["x_hat"]
+    assert preview.shape == x.shape and torch.equal(preview, expected)
+    assert int(model.prior.counts_hi[code]) == int(model.prior.counts_hi.max())
+
+
+def test_missing_fine_indices_decode_to_the_right_shape(tiny_config):
+    torch.manual_seed(0)
+    model = MMSlim(tiny_config).eval()
+    x = torch.rand(2, 1, 32, 64)
+    with torch.no_grad():
+        enc = model.encode(x)
+        none_lost = torch.zeros_like(enc["indices_hi"], dtype=torch.bool)
+        full = model.decode_indices(enc["indices_hi"], enc["indices_lo"])["x_hat"]
+        same = model.decode_with_missing(enc["indices_hi"], enc["indices_lo"], none_lost)
+        lost = torch.rand(enc["indices_hi"].shape, generator=torch.Generator().manual_seed(1)) < 0.3
+        damaged = model.decode_with_missing(enc["indices_hi"], enc["indices_lo"], lost)["x_hat"]
+    assert torch.equal(same["x_hat"], full)
+    assert damaged.shape == x.shape and not torch.equal(damaged, full)
+    with pytest.raises(ValueError, match="missing as a bool tensor"):
+        model.decode_with_missing(enc["indices_hi"], enc["indices_lo"], lost.long())

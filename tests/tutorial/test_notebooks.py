@@ -135,9 +135,12 @@ def _check_02(r):
 
 def _check_03(r):
     mean, std = _finite(r, "mask_mean_untrained", "mask_std_untrained")
-    assert 0 < mean < 1 and std >= 0
+    assert 0 < mean < 1 and std > 0
+    sigmoid_min, reference_min = _finite(r, "mask_min_sigmoid_head", "mask_min_reference_head")
+    assert sigmoid_min < 0.05 and reference_min > 0.4, "section 4's claim about the two heads"
     if "mask_mean_trained" in r:
-        assert 0 < _finite(r, "mask_mean_trained")[0] < 1
+        on, off = _finite(r, "mask_target_trained", "mask_background_trained")
+        assert on > off, "the trained mask must favour target cells"
 
 
 def _check_04(r):
@@ -145,22 +148,24 @@ def _check_04(r):
         r, "val_ssim", "val_psnr", "const_ssim", "const_psnr"
     )
     assert 0 < ssim <= 1 and psnr > 0
-    assert ssim > const_ssim, "the model must beat sending each frame's mean"
+    target, const_target = _finite(r, "target_db", "const_target_db")
+    assert target < const_target, "on target cells the model must beat each frame's mean"
     assert _finite(r, "mae_db")[0] > 0 and 0 < _finite(r, "mask_mean")[0] < 1
+    assert _finite(r, "mask_target")[0] > _finite(r, "mask_background")[0], "the mask must split"
     assert _finite(r, "perplexity_hi")[0] >= 1 and _finite(r, "perplexity_lo")[0] >= 1
 
 
 def _check_05(r):
     assert r["masknet_frozen"] is True
-    above, whole, guess = _finite(
+    target, whole, guess = _finite(
         r,
-        "phase_error_above_floor_rad",
+        "phase_error_target_rad",
         "phase_error_whole_map_rad",
         "phase_error_random_guess_rad",
     )
-    assert 0 <= above <= math.pi and 0 <= whole <= math.pi
-    assert above < guess, "above the noise floor the phase must beat a random guess"
-    assert -1 <= _finite(r, "val_ssim")[0] <= 1 and 0 < _finite(r, "share_above_floor")[0] < 1
+    assert 0 <= target <= math.pi and 0 <= whole <= math.pi
+    assert target < guess, "on the target region the phase must beat a random guess"
+    assert -1 <= _finite(r, "val_ssim")[0] <= 1 and 0 < _finite(r, "share_target")[0] < 1
 
 
 def _check_06(r):

@@ -17,6 +17,10 @@ Pure functions of (samples, K) that return a (K, D) codebook; :class:`VectorQuan
   the first encoder outputs.
 
 All randomness goes through an explicit ``torch.Generator``, so an initialisation is repeatable.
+
+Under ``torchrun`` (several processes) :func:`init_codebook_shared` fits the codebook on every
+rank's samples: they are gathered, rank 0 fits the codebook and broadcasts it, so that all ranks
+start from the same codewords (bit for bit).
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import math
 
 import torch
 
-INITS = ("uniform", "kmeans", "rd_gaussian")
+from mmslim.config import CODEBOOK_INITS
+from mmslim.training.distributed import all_gather_rows, broadcast_, is_distributed, rank
+
+INITS = CODEBOOK_INITS  # the names, defined once in mmslim.config
 
 
 def uniform_codebook(num_codes: int, code_dim: int) -> torch.Tensor:
@@ -107,9 +114,26 @@ def init_codebook(
     raise ValueError(f"unknown codebook init {method!r}; choose one of {INITS}")
 
 
+def init_codebook_shared(
+    method: str, samples: torch.Tensor, num_codes: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """:func:`init_codebook` on every rank's samples (N_r, D), the same (K, D) on every rank:
+    rank 0 fits it on all ranks' samples (gathered in rank order) and broadcasts it. In one
+    process, :func:`init_codebook` itself."""
+    if not is_distributed():
+        return init_codebook(method, samples, num_codes, generator)
+    pool = all_gather_rows(samples.float())  # (sum N_r, D)
+    if rank() == 0:
+        codes = init_codebook(method, pool, num_codes, generator).float().contiguous()
+    else:
+        codes = pool.new_empty(num_codes, pool.shape[1])  # (K, D), filled by the broadcast
+    return broadcast_(codes)
+
+
 __all__ = [
     "INITS",
     "init_codebook",
+    "init_codebook_shared",
     "kmeans",
     "rd_gaussian_codebook",
     "rd_gaussian_variance",

@@ -25,10 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmslim.config import VQ_GRADIENTS
 from mmslim.nn.quantizers import codebook_updates as updates
-from mmslim.nn.quantizers.codebook_init import INITS, init_codebook
+from mmslim.nn.quantizers.codebook_init import INITS, init_codebook_shared
+from mmslim.training.distributed import total_rows
 
-GRADIENTS = ("ste", "rotation")  # VectorQuantizer(gradient=...)
+GRADIENTS = VQ_GRADIENTS  # VectorQuantizer(gradient=...); names defined in mmslim.config
 
 
 def straight_through(z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
@@ -223,6 +225,14 @@ class VectorQuantizer(Quantizer):
     State (buffers, saved in ``state_dict``) exists only for the options that need it, so the
     plain VQ's ``state_dict`` is just ``codebook.weight``.
 
+    Several processes (``torchrun``, DDP): the codebook state stays identical on every rank.
+    EMA statistics and usage counts are summed over ranks, the data-dependent initialisation is
+    fitted by rank 0 on every rank's vectors and broadcast (it starts once the ranks together
+    hold ``4 K`` vectors, a decision all ranks take together), and dead codes are re-seeded
+    with vectors drawn from every rank and broadcast by rank 0. Every rank must therefore run
+    the same number of training-mode forwards (the ``DistributedSampler`` of
+    :func:`mmslim.training.fit.train` sees to it); eval mode never communicates.
+
     Shapes: ``forward`` (B, D, h, w) -> z_q (B, D, h, w), indices (B, h, w) int64, info with
     ``loss`` (codebook + commitment; commitment only with EMA), ``codebook_loss``,
     ``commitment_loss``, ``perplexity``, ``counts`` (K,) and ``dead_share``.
@@ -292,12 +302,15 @@ class VectorQuantizer(Quantizer):
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Index of the nearest codeword: (B, D, h, w) float -> (B, h, w) int64."""
-        return nearest_codeword(z, *search_tables(self.codes()))
+        # In float32 even under bf16 autocast (CUDA training): bf16 keeps 8 bits of mantissa and
+        # would pick another code than the float32 receiver for close codewords.
+        with torch.autocast(z.device.type, enabled=False):
+            return nearest_codeword(z.float(), *search_tables(self.codes().float()))
 
     def search(self) -> CodewordSearch:
         """The nearest-codeword search with this codebook's tables computed once, for inference
         (indices identical to :meth:`nearest`); a snapshot: rebuild it after training."""
-        return CodewordSearch(self.codes())
+        return CodewordSearch(self.codes().float())
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Codewords of ``indices``: (B, h, w) int64 -> (B, D, h, w)."""
@@ -315,19 +328,21 @@ class VectorQuantizer(Quantizer):
     @torch.no_grad()
     def prepare(self, flat: torch.Tensor) -> None:
         """Before quantizing a training batch ``flat`` (N, D): data-dependent initialisation,
-        then re-seeding of dead codes from this batch."""
+        then re-seeding of dead codes from this batch (of every rank's, under ``torchrun``)."""
         if self.init != "uniform" and not bool(self.initialized):
             self._init_pool.append(flat.detach().float())
             pool = torch.cat(self._init_pool)  # (n, D)
-            if len(pool) >= 4 * self.num_codes:
-                self._set_codes(torch.arange(self.num_codes), init_codebook(
+            if total_rows(pool) >= 4 * self.num_codes:  # all ranks' vectors, decided together
+                self._set_codes(torch.arange(self.num_codes), init_codebook_shared(
                     self.init, pool, self.num_codes, self.generator()))  # fmt: skip
                 self.initialized.fill_(True)
                 self._init_pool.clear()
         if self.dead_code_threshold > 0:
             dead = updates.dead_codes(self.unused_steps, self.dead_code_threshold)  # (M,)
-            if len(dead):
-                fresh = updates.sample_rows(flat.float(), len(dead), self.generator(stream=2))
+            if len(dead):  # the same codes on every rank: usage counts are summed over ranks
+                fresh = updates.sample_rows_shared(
+                    flat.float(), len(dead), self.generator(stream=2)
+                )
                 self._set_codes(dead, fresh)
                 self.unused_steps[dead] = 0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mmslim.config import QUANTIZER_BRANCHES, ModelConfig
+from mmslim.config import QUANTIZER_BRANCHES, QUANTIZER_FAMILIES, ModelConfig
 from mmslim.nn.quantizers.fsq import FSQ, default_levels
 from mmslim.nn.quantizers.gumbel import GumbelQuantizer, SoftQuantizer
 from mmslim.nn.quantizers.library import LibraryVQ
@@ -113,6 +113,7 @@ QUANTIZERS: dict[str, Callable[[ModelConfig, str], Quantizer]] = {
     "soft": _soft,
     "vqp": _vqp,
 }
+assert tuple(QUANTIZERS) == QUANTIZER_FAMILIES, "register each family in mmslim.config too"
 
 
 def build_quantizer(config: ModelConfig, branch: str = "hi") -> Quantizer:
@@ -169,11 +170,20 @@ SOURCES: dict[str, str] = {
 }
 
 
+# The fields that choose and tune the quantizer; a variant starts from their defaults (plain VQ).
+QUANTIZER_FIELDS = ("quantizer", "codebook_init", "ema_decay", "dead_code_steps", "vq_gradient",
+                    "codebook_affine", "fsq_levels", "gumbel_tau_start", "gumbel_tau_end",
+                    "gumbel_anneal_steps", "soft_tau")  # fmt: skip
+
+
 def variant_config(base: ModelConfig, name: str, branches: str = "both", **overrides):
-    """``base`` with the settings of variant ``name`` (:data:`VARIANTS`) in ``branches``."""
+    """``base``'s sizes with the settings of variant ``name`` (:data:`VARIANTS`) in ``branches``:
+    the quantizer fields start from their defaults (plain VQ), whatever ``base`` chose, so every
+    variant differs from plain VQ by exactly its own settings."""
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
-    settings = {**VARIANTS[name], "quantizer_branches": branches, **overrides}
+    plain = {k: v for k, v in ModelConfig().to_dict().items() if k in QUANTIZER_FIELDS}
+    settings = {**plain, **VARIANTS[name], "quantizer_branches": branches, **overrides}
     return ModelConfig.from_dict({**base.to_dict(), **settings})
 
 

@@ -1,0 +1,73 @@
+"""Golden files (tests/codec/golden, made by tests/codec/golden_files.py) decode to the recorded
+values, and encoding the recorded indices writes them again byte for byte: the format and the
+entropy coders (our code and the pinned ``constriction``) cannot change unnoticed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmslim.codec import BitstreamError, encode_file, read_header
+from mmslim.codec.maps import decompress_maps
+from mmslim.training.checkpoint import load_model
+from tests.codec.golden_files import CASES, FRAME_SHAPE, GOLDEN, KEY
+
+
+@pytest.fixture(scope="module")
+def golden():
+    model, state = load_model(GOLDEN / "model.pt")
+    with np.load(GOLDEN / "expected.npz") as z:
+        expected = {name: z[name] for name in z.files}
+    return model, state, expected
+
+
+def test_golden_model_is_the_recorded_one(golden):
+    model, state, expected = golden
+    assert state["stage"] == "amplitude"
+    assert model.fingerprint() == expected["fingerprint"].tobytes()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_file_decodes_to_the_recorded_values(golden, name):
+    model, _, expected = golden
+    mode, key, first = CASES[name]
+    data = (GOLDEN / f"{name}.mmsl").read_bytes()
+    header = read_header(data)
+    assert (header.version, header.mode, header.kind) == (2, mode, "amplitude")
+    assert (header.num_frames, header.first_sequence, header.tagged) == (3, first, key is not None)
+    assert header.frame_shape == FRAME_SHAPE and header.file_bytes == len(data)
+    maps, decoded = decompress_maps(model, data, kind="amplitude", frame_shape=FRAME_SHAPE, key=key)
+    np.testing.assert_array_equal(decoded.indices_hi, expected["indices_hi"])
+    np.testing.assert_array_equal(decoded.indices_lo, expected["indices_lo"])
+    np.testing.assert_array_equal(decoded.side, expected["side"])
+    # The maps go through the model's convolutions, whose float32 results may differ in the
+    # last bits between CPUs; the indices and side info above are compared exactly.
+    np.testing.assert_allclose(maps, expected["maps"], rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_encoding_the_recorded_indices_writes_the_golden_bytes(golden, name):
+    model, _, expected = golden
+    mode, key, first = CASES[name]
+    data = encode_file(
+        expected["indices_hi"],
+        expected["indices_lo"],
+        expected["side"],
+        model.prior_for(mode),
+        model.fingerprint(),
+        "amplitude",
+        mode,
+        num_codes=model.config.num_codes,
+        frame_shape=FRAME_SHAPE,
+        first_sequence=first,
+        key=key,
+    )
+    assert data == (GOLDEN / f"{name}.mmsl").read_bytes()
+
+
+def test_tagged_golden_file_needs_its_key(golden):
+    model = golden[0]
+    data = (GOLDEN / "ans-tagged.mmsl").read_bytes()
+    for key, message in ((None, "pass the key"), (KEY[::-1], "HMAC tag mismatch")):
+        with pytest.raises(BitstreamError, match=message):
+            decompress_maps(model, data, frame_shape=FRAME_SHAPE, key=key)

@@ -1,0 +1,132 @@
+"""Checkpoint I/O: what is written, what is read back, and every refusal with its fix."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from mmslim import __version__
+from mmslim.config import ModelConfig
+from mmslim.nn import MMSlim
+from mmslim.training.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+
+TINY = ModelConfig.preset("tiny")
+
+
+def model_state(config: ModelConfig = TINY, seed: int = 0, fitted: bool = True) -> dict:
+    """A checkpoint's contents for an untrained model with a fitted prior (random counts)."""
+    torch.manual_seed(seed)
+    model = MMSlim(config)
+    if fitted:
+        g = torch.Generator().manual_seed(seed)
+        counts = torch.randint(1, 50, (2, config.num_codes), generator=g)
+        model.prior.set_counts(counts[0], counts[1])
+    return {"stage": "amplitude", "model_config": config.to_dict(), "model": model.state_dict()}
+
+
+def test_saved_checkpoint_is_tagged_and_reads_back(tmp_path):
+    state = model_state()
+    save_checkpoint(
+        {**state, "epoch": 3, "history": [{"epoch": 3, "loss": 0.5}]}, tmp_path / "c.pt"
+    )
+    back = load_checkpoint(tmp_path / "c.pt", stage="amplitude")
+    assert back["format"] == FORMAT and back["version"] == __version__
+    assert back["epoch"] == 3 and back["history"] == [{"epoch": 3, "loss": 0.5}]
+    assert back["model"].keys() == state["model"].keys()
+    assert all(torch.equal(back["model"][k], v) for k, v in state["model"].items())
+
+
+def test_load_model_gives_the_same_model_in_eval_mode(tmp_path):
+    state = model_state(seed=3)
+    save_checkpoint(state, tmp_path / "c.pt")
+    model, back = load_model(tmp_path / "c.pt")
+    assert not model.training and back["stage"] == "amplitude"
+    original = MMSlim(TINY)
+    original.load_state_dict(state["model"])
+    original.eval()
+    x = torch.rand(2, 1, 224, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(x)["x_hat"], original(x)["x_hat"])
+    assert model.prior.is_fitted
+    assert torch.equal(model.prior.counts_hi, state["model"]["prior.counts_hi"])
+    assert model.fingerprint() == original.fingerprint()
+
+
+def test_prior_of_a_checkpoint_written_before_it_was_a_buffer(tmp_path):
+    state = model_state(seed=4)
+    weights = {k: v for k, v in state["model"].items() if not k.startswith("prior.")}
+    legacy = {"counts_hi": state["model"]["prior.counts_hi"] + 1,
+              "counts_lo": state["model"]["prior.counts_lo"] + 2}  # fmt: skip
+    save_checkpoint({**state, "model": weights, "prior": legacy}, tmp_path / "old.pt")
+    model, _ = load_model(tmp_path / "old.pt")
+    assert model.prior.is_fitted
+    assert torch.equal(model.prior.counts_hi, legacy["counts_hi"])
+    assert torch.equal(model.prior.counts_lo, legacy["counts_lo"])
+    # No prior at all: the model loads with its unfitted (uniform) prior.
+    save_checkpoint({**state, "model": weights}, tmp_path / "none.pt")
+    model, _ = load_model(tmp_path / "none.pt")
+    assert not model.prior.is_fitted
+    assert torch.equal(model.prior.counts_hi, torch.ones(TINY.num_codes, dtype=torch.int64))
+
+
+def test_weights_that_do_not_fit_their_config_are_refused(tmp_path):
+    state = model_state()
+    other = ModelConfig.preset("tiny", hidden=8)
+    save_checkpoint({**state, "model_config": other.to_dict()}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit the model its config describes"):
+        load_model(tmp_path / "c.pt")
+
+
+def test_wrong_stage_is_refused_with_both_stages_named(tmp_path):
+    save_checkpoint(model_state(), tmp_path / "amp.pt")
+    with pytest.raises(CheckpointError, match="is a 'amplitude'-stage checkpoint; a 'phase' one"):
+        load_checkpoint(tmp_path / "amp.pt", stage="phase")
+    with pytest.raises(CheckpointError, match="'amplitude'-stage checkpoint; a 'phase' one"):
+        load_model(tmp_path / "amp.pt", stage="phase")
+
+
+def test_missing_checkpoint_says_how_to_make_one(tmp_path):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*none\.pt; train one with "
+                       r"`mmslim train --stage amplitude"):  # fmt: skip
+        load_checkpoint(tmp_path / "none.pt")
+    with pytest.raises(CheckpointError, match="--stage phase .* --amplitude-checkpoint FILE"):
+        load_checkpoint(tmp_path / "none.pt", stage="phase")
+
+
+def test_truncated_and_foreign_files_are_refused(tmp_path):
+    save_checkpoint(model_state(), tmp_path / "c.pt")
+    data = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="could not be read.*truncated.*re-copy it"):
+        load_checkpoint(tmp_path / "cut.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an mmslim checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="not an mmslim checkpoint"):
+        load_checkpoint(tmp_path / "list.pt")
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    save_checkpoint({"stage": "amplitude"}, tmp_path / "c.pt")
+    save_checkpoint({"stage": "amplitude", "epoch": 2}, tmp_path / "c.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    assert load_checkpoint(tmp_path / "c.pt")["epoch"] == 2
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
+    save_checkpoint({"stage": "amplitude", "epoch": 1}, tmp_path / "c.pt")
+    with pytest.raises(TypeError, match="pickle"):  # a lock cannot be saved
+        save_checkpoint(
+            {"stage": "amplitude", "epoch": 2, "bad": threading.Lock()}, tmp_path / "c.pt"
+        )
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    assert load_checkpoint(tmp_path / "c.pt")["epoch"] == 1
