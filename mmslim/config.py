@@ -18,6 +18,7 @@ KINDS = STAGES  # map kinds in files and data (a stage trains one kind)
 BRANCHES = ("hi", "lo")  # the fine (high-rate) and coarse (low-rate) VQ-VAE
 QUANTIZER_BRANCHES = ("both", *BRANCHES)  # where ModelConfig's quantizer options apply
 CODING_MODES = ("fixed", "huffman", "ans")  # entropy coding; the order is each mode's file code
+BACKENDS = ("torch", "onnx")  # what runs the sender and receiver graphs: PyTorch, ONNX Runtime
 MASK_MODES = ("learned", "fixed", "none")  # mmSlim, then the ablations: M = 0.5, one VQ-VAE
 QUANTIZER_FAMILIES = ("vq", "fsq", "gumbel", "soft", "vqp")  # mmslim.nn.quantizers.zoo
 CODEBOOK_INITS = ("uniform", "kmeans", "rd_gaussian")  # uniform +-1/K is the reference's

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmslim.config import KINDS, PRESETS, QUANTIZER_BRANCHES
+from mmslim.config import BACKENDS, KINDS, PRESETS, QUANTIZER_BRANCHES
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,19 @@ def add_parser(sub) -> None:
 
     s = targets.add_parser("train", help="s/step and encode/decode frames/s of both presets")
     s.set_defaults(func=_train)
+
+    s = targets.add_parser("speed", help="mmSlim against JPEG XL / JPEG 2000: frames/s, latency")
+    s.add_argument("--data", type=Path, help="data (default: the shipped sample)")
+    s.add_argument("--checkpoint", type=Path, help="mmSlim checkpoint (default: amplitude.pt)")
+    s.add_argument("--frames", type=int, default=128, help="held-out frames (default 128)")
+    s.add_argument("--repeat", type=int, default=5, help="rounds, best kept (default 5)")
+    s.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="default: 1 2")
+    s.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    s.add_argument("--latency-calls", type=int, default=30, help="single-frame calls (30)")
+    s.add_argument("--memory-frames", type=int, nargs="*", default=[1, 64, 256, 1024],
+                   help="frames per call for peak memory (none: skip)")  # fmt: skip
+    s.add_argument("--int8", action="store_true", help="also the int8 ONNX sender")
+    s.set_defaults(func=_speed)
 
     s = targets.add_parser("ddp", help="training samples/s under torchrun with 1, 2... processes")
     s.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts (1 2)")
@@ -99,6 +112,21 @@ def _train(args: argparse.Namespace) -> None:
     from mmslim.files import print_table
 
     print_table(bench_train())
+
+
+def _speed(args: argparse.Namespace) -> None:
+    from mmslim.bench.speed import SpeedSettings, bench_speed, print_speed
+
+    settings = SpeedSettings(
+        frames=args.frames,
+        repeat=args.repeat,
+        threads=tuple(args.threads),
+        backends=tuple(args.backends),
+        latency_calls=args.latency_calls,
+        memory_frames=tuple(args.memory_frames),
+        int8=args.int8,
+    )
+    print_speed(bench_speed(args.checkpoint, args.data, settings))
 
 
 def _ddp(args: argparse.Namespace) -> None:

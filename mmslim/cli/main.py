@@ -4,7 +4,8 @@ mmslim info                      versions and the device that "auto" picks
 mmslim simulate --out DIR ...    simulated frames in the original folder layout (or .npz)
 mmslim train --stage ...         train the amplitude or the phase stage
 mmslim prior --checkpoint ...    refit a checkpoint's entropy prior
-mmslim compress|decompress|inspect   maps <-> .mmsl files
+mmslim compress|decompress|inspect   maps <-> .mmsl files (--backend torch or onnx)
+mmslim export --checkpoint ...   sender.onnx and receiver.onnx for ONNX Runtime
 mmslim bench TARGET              figures: simulate, train, codec, rd, quantizers (mmslim.cli.bench)
 """
 
@@ -25,6 +26,7 @@ from mmslim.cli.errors import (
     what_was_saved,
 )
 from mmslim.config import (
+    BACKENDS,
     CODING_MODES,
     FLOOR_MODES,
     MASK_HEADS,
@@ -142,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--amplitude", type=Path, help="amplitude .npy for a phase .npy input")
     s.add_argument("--key-file", type=Path, help=KEY_HELP)
     s.add_argument("--first-sequence", type=int, default=0, help="number of the first frame")
+    s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the sender")
     s.set_defaults(func=_compress)
 
     s = sub.add_parser("decompress", help="decode an .mmsl file to an .npy (N, H, W)")
@@ -170,7 +173,13 @@ def _parser() -> argparse.ArgumentParser:
         help="amplitude maps' noise floor: its local median (default), plus seeded noise "
         "texture, or as decoded (none)",
     )
+    s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the receiver")
     s.set_defaults(func=_decompress)
+
+    s = sub.add_parser("export", help="write sender.onnx and receiver.onnx of a checkpoint")
+    s.add_argument("--checkpoint", required=True, type=Path, help="amplitude.pt or phase.pt")
+    s.add_argument("--out", required=True, type=Path, help="folder for the two .onnx files")
+    s.set_defaults(func=_export)
 
     s = sub.add_parser("inspect", help="header, frame count, bits per element, ratios")
     s.add_argument("input", type=Path)
@@ -387,6 +396,7 @@ def _compress(args) -> None:
         progress=True,
         key=key,
         first_sequence=args.first_sequence,
+        backend=args.backend,
     )
     _write(args.output, data)
     r = rate_report(data, maps.size)
@@ -417,6 +427,7 @@ def _decompress(args) -> None:
         key=key,
         first_sequence=args.first_sequence,
         floor=args.floor,
+        backend=args.backend,
     )
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
     buffer = io.BytesIO()
@@ -425,6 +436,14 @@ def _decompress(args) -> None:
     first, n = decoded.header.first_sequence, len(maps)
     numbers = f"numbered {first} to {first + n - 1}" if n else "none"
     print(f"{n} {decoded.kind} frame(s) of {maps.shape[1:]} ({numbers}) -> {output}")
+
+
+def _export(args) -> None:
+    from mmslim.export.onnx import export_onnx
+
+    model, kind = _model(args.checkpoint)
+    for path in export_onnx(model, args.out):
+        print(f"{kind} {path.stem}: {path} ({path.stat().st_size} bytes)")
 
 
 def _inspect(args) -> None:

@@ -11,6 +11,10 @@ refused with the fix), files coming out against what the model knows (:func:`exp
 fingerprint, K, the frame shape and the grids it makes for it, the kind) so that a file cannot
 make the decoder allocate more than the frames it claims, at the model's size.
 
+The sender and receiver graphs run under a backend (``backend="torch"`` or ``"onnx"``,
+:mod:`mmslim.export.backends`), a batch of frames at a time, after those checks: the hot path
+neither validates again nor hashes the weights (the backend holds the fingerprint).
+
 Also fits the entropy prior (per-branch index frequencies on the training split) into the model's
 ``prior`` buffers.
 """
@@ -29,9 +33,8 @@ from mmslim.codec.frames import BitstreamError
 from mmslim.codec.header import Expected
 from mmslim.codec.inputs import check_maps
 from mmslim.codec.prior import IndexPrior
-from mmslim.data.dataset import FRAME_SHAPE, DataError, RadarFrames, normalize
-
-DECODE_BATCH = 16  # frames through the model's decoders at once: bounds activation memory
+from mmslim.data.dataset import FRAME_SHAPE, DataError, RadarFrames, denormalize, normalize
+from mmslim.export.backends import backend_for
 
 
 @torch.no_grad()
@@ -58,15 +61,18 @@ def fit_prior(model, dataset: RadarFrames, stage: str) -> IndexPrior:
     return model.prior.update(hi, lo)
 
 
-def expected_of(model, frame_shape=FRAME_SHAPE, kind: str | None = None) -> Expected:
+def expected_of(
+    model, frame_shape=FRAME_SHAPE, kind: str | None = None, fingerprint: bytes | None = None
+) -> Expected:
     """What a file decoded by ``model`` must say: its fingerprint and K, ``frame_shape`` (H, W)
-    and the grids the model makes for it, and ``kind`` if given."""
+    and the grids the model makes for it, and ``kind`` if given. ``fingerprint``: the model's,
+    if already known (a backend hashes it once), else ``model.fingerprint()``."""
     try:
         grids = model.latent_shapes(*frame_shape)
     except ValueError as err:
         raise ValueError(f"frame_shape {tuple(frame_shape)} cannot be decoded: {err}") from None
     return Expected(
-        fingerprint=model.fingerprint(),
+        fingerprint=model.fingerprint() if fingerprint is None else fingerprint,
         num_codes=model.config.num_codes,
         kind=kind,
         frame_shape=tuple(frame_shape),
@@ -85,6 +91,7 @@ def compress_maps(
     *,
     key: bytes | None = None,
     first_sequence: int = 0,
+    backend="torch",
 ) -> bytes:
     """Compress maps in physical units to one file.
 
@@ -94,6 +101,11 @@ def compress_maps(
         (a phase model's MaskNet looks at amplitude), ignored for amplitude.
     key: HMAC key (>= 16 bytes) to authenticate the file (:mod:`mmslim.codec.auth`).
     first_sequence: sequence number of the first frame (continue a stream across files).
+    backend: what runs the sender graph: ``"torch"`` (bit for bit the eval-mode model) or
+        ``"onnx"`` (ONNX Runtime), or a backend object of :mod:`mmslim.export.backends`.
+
+    Frames are normalised and streamed through the backend a batch at a time, so memory beyond
+    the checked input and the index grids does not grow with N.
     """
     if kind == "phase" and mask_source is None:
         raise ValueError("compressing phase needs the amplitude maps (mask_source) for the mask")
@@ -104,28 +116,36 @@ def compress_maps(
         raise DataError(
             f"frames of {maps.shape[1]} x {maps.shape[2]}: {err}; crop or pad them"
         ) from None
-    x01, vmin, vmax = normalize(torch.as_tensor(maps))
-    src = None
+    amp = maps
     if kind == "phase":
         amp = check_maps(mask_source, "amplitude", "mask_source (amplitude)")
         if amp.shape != maps.shape:
             raise DataError(f"amplitude maps {amp.shape} do not match the phase maps {maps.shape}")
-        src = normalize(torch.as_tensor(amp))[0][:, None]  # (N, 1, H, W)
-    x01 = x01[:, None]  # (N, 1, H, W)
-    batches = range(0, len(x01), 64)
-    idx_hi, idx_lo = [], []
-    for i in tqdm(batches, desc=f"compress {kind}", disable=not progress, unit="batch"):
-        s = None if src is None else src[i : i + 64]
-        h, l_ = encode_maps(model, x01[i : i + 64], s)
-        idx_hi.append(h)
-        idx_lo.append(l_)
-    side = torch.stack([vmin, vmax], dim=1).numpy()  # (N, 2) float32, exact in the file
+    prior = model.prior_for(mode)  # refuses ANS with an unfitted prior before any work
+    runner = _runner(model, backend, maps.shape[1:])
+    n, step = len(maps), runner.batch_size
+    side = np.zeros((n, 2), np.float32)  # per-frame (min, max), exact in the file
+    grids = model.latent_shapes(*maps.shape[1:])
+    idx_hi = np.zeros((n, *grids["hi"]), np.int32)  # (N, H/4, W/4)
+    idx_lo = np.zeros((n, *grids["lo"]), np.int32)  # (N, H/16, W/16)
+
+    def encode(i: int):
+        x01, vmin, vmax = _normalized(maps[i : i + step])  # (b, 1, H, W)
+        src = x01 if amp is maps else _normalized(amp[i : i + step])[0]
+        return (vmin, vmax), runner.encode(x01, src)
+
+    starts = range(0, n, step)
+    results = runner.map_batches(encode, starts, len(starts))
+    bar = tqdm(starts, desc=f"compress {kind}", disable=not progress, unit="batch")
+    for i, ((vmin, vmax), (hi, lo)) in zip(bar, results):
+        idx_hi[i : i + step], idx_lo[i : i + step] = hi, lo
+        side[i : i + step, 0], side[i : i + step, 1] = vmin, vmax
     return encode_file(
-        np.concatenate(idx_hi),
-        np.concatenate(idx_lo),
+        idx_hi,
+        idx_lo,
         side,
-        model.prior_for(mode),
-        model.fingerprint(),
+        prior,
+        runner.fingerprint,
         kind,
         mode,
         num_codes=model.config.num_codes,
@@ -135,7 +155,22 @@ def compress_maps(
     )
 
 
-@torch.no_grad()
+def _runner(model, backend, shape: tuple[int, int]):
+    """The backend object for ``backend`` (a name or a backend already built), for frames of
+    ``shape`` (H, W): an ONNX graph is exported for one frame shape."""
+    if not isinstance(backend, str):
+        return backend
+    options = {"shape": tuple(shape)} if backend == "onnx" else {}
+    return backend_for(model, backend, **options)
+
+
+def _normalized(maps: np.ndarray):
+    """(b, H, W) float32 maps in physical units, already checked -> ((b, 1, H, W) float32 in
+    [0, 1], min (b,), max (b,))."""
+    x01, vmin, vmax = normalize(torch.from_numpy(np.ascontiguousarray(maps)))
+    return x01[:, None].numpy(), vmin.numpy(), vmax.numpy()  # (b, 1, H, W)
+
+
 def decompress_maps(
     model,
     data: bytes,
@@ -146,8 +181,9 @@ def decompress_maps(
     key: bytes | None = None,
     first_sequence: int | None = None,
     floor: str = "smooth",
+    backend="torch",
 ):
-    """Decode a file made by :func:`compress_maps` with the same model.
+    """Decode a file made by :func:`compress_maps` with the same model (with either backend).
 
     kind: the model's stage, if known (a file of the other kind is refused).
     frame_shape: (H, W) the receiver expects (the radar's 224 x 64 by default); a file of
@@ -160,34 +196,35 @@ def decompress_maps(
         floor`): ``"smooth"`` (its local median: no invented peaks for CFAR to report),
         ``"noise"`` (smooth plus seeded noise texture) or ``"none"`` (the decoder's output).
         Phase maps are returned as decoded.
+    backend: what runs the receiver graph, as for :func:`compress_maps`.
 
     Returns ``(maps, decoded)``: maps (N, H, W) float32 in physical units (the reconstruction
     clamped to [0, 1] before de-normalising, so values stay within the frame's min/max), and
     the :class:`mmslim.codec.DecodedFile` (header, index grids, side info). Any bad file (from
     another model, damaged, truncated, edited, of another frame shape) raises
-    ``BitstreamError``. Memory: the output, plus one batch of the model's activations.
+    ``BitstreamError``. Memory: the output, plus a few batches of the model's activations.
     """
-    model.eval()
+    runner = _runner(model, backend, frame_shape)
     expected = dataclasses.replace(
-        expected_of(model, frame_shape, kind), first_sequence=first_sequence
+        expected_of(model, frame_shape, kind, runner.fingerprint), first_sequence=first_sequence
     )
     decoded = decode_file(data, model.prior, expected.fingerprint, expected, key)
-    dev = next(model.parameters()).device
-    hi = torch.from_numpy(decoded.indices_hi)
-    lo = torch.from_numpy(decoded.indices_lo)
-    n, (height, width) = len(hi), expected.frame_shape
-    out = torch.empty(n, height, width)  # (N, H, W): the one allocation the header sizes
-    for i in tqdm(range(0, n, DECODE_BATCH), desc="decompress", disable=not progress, unit="batch"):
-        batch = slice(i, i + DECODE_BATCH)
-        x_hat = model.decode_indices(hi[batch].to(dev), lo[batch].to(dev))["x_hat"]
+    hi, lo = decoded.indices_hi, decoded.indices_lo
+    side = np.asarray(decoded.side, dtype=np.float32)  # (N, 2)
+    n, (height, width), step = len(hi), expected.frame_shape, runner.batch_size
+    out = np.empty((n, height, width), np.float32)  # (N, H, W): the one allocation the header sizes
+    starts = range(0, n, step)
+    results = runner.map_batches(
+        lambda i: runner.decode(hi[i : i + step], lo[i : i + step]), starts, len(starts)
+    )
+    bar = tqdm(starts, desc="decompress", disable=not progress, unit="batch")
+    for i, x_hat in zip(bar, results):
         if x_hat.shape[-2:] != (height, width):  # a model whose grids do not invert its shapes
             raise BitstreamError(f"model decodes to {tuple(x_hat.shape[-2:])}", "frame_shape")
-        out[batch] = x_hat[:, 0].clamp(0, 1).cpu()  # (b, H, W)
-    side = torch.from_numpy(np.asarray(decoded.side, dtype=np.float32))  # (N, 2)
-    lo, hi = side[:, 0, None, None], side[:, 1, None, None]  # (N, 1, 1) each
-    out.mul_(hi - lo).add_(lo)  # denormalize() in place: the output is not copied
-    maps = out.numpy()
+        x01 = np.clip(x_hat[:, 0], 0, 1)  # (b, H, W)
+        out[i : i + step] = denormalize(x01, side[i : i + step, 0], side[i : i + step, 1])
     if decoded.header.kind == "amplitude" and floor != "none":
-        maps = restore_floor(maps, floor, seed_of(data))
-        np.clip(maps, lo.numpy(), hi.numpy(), out=maps)  # noise filling stays in the frame's range
-    return maps, decoded
+        out = restore_floor(out, floor, seed_of(data))
+        vmin, vmax = side[:, 0, None, None], side[:, 1, None, None]  # (N, 1, 1) each
+        np.clip(out, vmin, vmax, out=out)  # noise filling stays in the frame's range
+    return out, decoded

@@ -107,6 +107,47 @@ def perplexity(counts: torch.Tensor) -> torch.Tensor:
     return torch.exp(entropy)
 
 
+def search_tables(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tables of the nearest-codeword search for codewords ``codes`` (K, D): ``neg2_codes_t``
+    (D, K) = -2 e^T and ``norms`` (K,) = ||e||^2."""
+    codes = codes.detach()
+    return (-2.0 * codes).t().contiguous(), (codes * codes).sum(dim=1)
+
+
+def nearest_codeword(
+    z: torch.Tensor, neg2_codes_t: torch.Tensor, norms: torch.Tensor
+) -> torch.Tensor:
+    """Nearest codeword by squared distance, as one matrix multiply: (B, D, h, w) -> (B, h, w)
+    int64, with the tables of :func:`search_tables`.
+
+    ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2, and ||z||^2 is the same for every e, so the argmin
+    is that of ||e||^2 + z.(-2 e): one ``addmm``. Scaling by -2 is exact in floating point, so
+    this equals ``addmm(||e||^2, z, e^T, alpha=-2)`` bit for bit. Ties go to the lowest index.
+    A channels-last ``z`` is reshaped without a copy.
+    """
+    b, d, h, w = z.shape
+    flat = z.permute(0, 2, 3, 1).reshape(-1, d)  # (B*h*w, D)
+    dist = torch.addmm(norms, flat, neg2_codes_t)  # (B*h*w, K)
+    return dist.argmin(dim=1).reshape(b, h, w)  # (B, h, w)
+
+
+class CodewordSearch(nn.Module):
+    """Inference-only nearest-codeword search with precomputed tables (buffers ``neg2_codes_t``
+    (D, K) and ``norms`` (K,)), built by :meth:`VectorQuantizer.search`.
+
+    Shapes: (B, D, h, w) float -> (B, h, w) int64.
+    """
+
+    def __init__(self, codes: torch.Tensor):
+        super().__init__()
+        neg2_codes_t, norms = search_tables(codes)
+        self.register_buffer("neg2_codes_t", neg2_codes_t)  # (D, K)
+        self.register_buffer("norms", norms)  # (K,)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return nearest_codeword(z, self.neg2_codes_t, self.norms)
+
+
 class Quantizer(nn.Module):
     """Interface shared by every quantizer.
 
@@ -261,16 +302,15 @@ class VectorQuantizer(Quantizer):
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Index of the nearest codeword: (B, D, h, w) float -> (B, h, w) int64."""
-        b, d, h, w = z.shape
         # In float32 even under bf16 autocast (CUDA training): bf16 keeps 8 bits of mantissa and
         # would pick another code than the float32 receiver for close codewords.
         with torch.autocast(z.device.type, enabled=False):
-            flat = z.float().permute(0, 2, 3, 1).reshape(-1, d)  # (B*h*w, D)
-            codes = self.codes().float()  # (K, D)
-            # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2; ||z||^2 is the same for every e: drop it.
-            # addmm computes ||e||^2 - 2 z.e in one fused pass.
-            dist = torch.addmm((codes * codes).sum(dim=1), flat, codes.t(), alpha=-2.0)
-        return dist.argmin(dim=1).reshape(b, h, w)  # (B, h, w)
+            return nearest_codeword(z.float(), *search_tables(self.codes().float()))
+
+    def search(self) -> CodewordSearch:
+        """The nearest-codeword search with this codebook's tables computed once, for inference
+        (indices identical to :meth:`nearest`); a snapshot: rebuild it after training."""
+        return CodewordSearch(self.codes().float())
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Codewords of ``indices``: (B, h, w) int64 -> (B, D, h, w)."""
@@ -377,11 +417,14 @@ class VectorQuantizer(Quantizer):
 
 __all__ = [
     "GRADIENTS",
+    "CodewordSearch",
     "Quantizer",
     "VectorQuantizer",
     "code_counts",
+    "nearest_codeword",
     "perplexity",
     "rotation_trick",
+    "search_tables",
     "straight_through",
     "usage_stats",
     "vq_losses",

@@ -1,0 +1,174 @@
+"""The sender and the receiver as plain inference graphs (DESIGN.md sections 1 and 4).
+
+What a sensor runs and what a receiver runs, cut out of a trained :class:`~mmslim.nn.MMSlim` and
+simplified for inference only:
+
+    Sender:    x, mask_source (B, 1, H, W) in [0, 1]
+                 ─► MaskNet ─┬► M·x ─► Enc_hi ─► pre-VQ ─► nearest codeword ─► (B, H/4, W/4)
+                             └► (1−M)·x ─► Enc_lo ─► pre-VQ ─► nearest codeword ─► (B, H/16, W/16)
+    Receiver:  indices_hi, indices_lo ─► codewords ─► Dec_hi + Dec_lo ─► x_hat (B, 1, H, W)
+
+Always, without changing a single bit of the result:
+
+- the nearest-codeword search is one matrix multiply against precomputed tables
+  (:class:`mmslim.nn.quantizers.vq.CodewordSearch`, the same arithmetic as training's), and the
+  receiver's codebooks are computed once (an affine codebook's scale and shift applied);
+- no validation, no training statistics, no losses: callers check their inputs once per call.
+
+With ``fold=False, channels_last=False`` the graphs therefore compute exactly what the eval-mode
+model computes: indices equal to ``MMSlim.encode``'s and maps equal to ``forward``'s, bit for
+bit (the ``"torch"`` backend). Two options trade that for speed, each changing float rounding
+only (about 1e-7 relative), so that a few near-tie indices in a million may flip:
+
+- ``fold``: every BatchNorm folded into the convolution before it
+  (:func:`mmslim.nn.blocks.fold_batchnorm`), and stride-1 transposed convs written as plain
+  convs (:func:`mmslim.nn.blocks.transposed_as_conv`); what is exported to ONNX;
+- ``channels_last``: the channels-last memory layout, which oneDNN's convolutions run faster.
+
+Both are ``nn.Module`` objects with tensor-only inputs and outputs, so the same modules run under
+PyTorch (:class:`mmslim.export.backends.TorchBackend`) and export to ONNX
+(:mod:`mmslim.export.onnx`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from mmslim.nn.blocks import fold_batchnorm, transposed_as_conv
+from mmslim.nn.quantizers.vq import VectorQuantizer
+
+
+def _search(quantizer: nn.Module) -> nn.Module:
+    """The index search of ``quantizer``: precomputed tables for VQ families, else the quantizer
+    itself in eval mode (e.g. FSQ), wrapped to return only the indices."""
+    if isinstance(quantizer, VectorQuantizer):
+        return quantizer.search()
+    return _Indices(copy.deepcopy(quantizer).eval())
+
+
+class _Indices(nn.Module):
+    """Any quantizer's indices: (B, D, h, w) -> (B, h, w) int64."""
+
+    def __init__(self, quantizer: nn.Module):
+        super().__init__()
+        self.quantizer = quantizer
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.quantizer(z)[1]
+
+
+class _Codewords(nn.Module):
+    """A receiver's codebook: (B, h, w) int64 -> (B, D, h, w). VQ families keep the (K, D) codes
+    as a buffer (computed once); other quantizers use their own ``lookup``."""
+
+    def __init__(self, quantizer: nn.Module):
+        super().__init__()
+        self.quantizer = None
+        if isinstance(quantizer, VectorQuantizer):
+            self.register_buffer("codes", quantizer.codes().detach().clone())  # (K, D)
+        else:
+            self.quantizer = copy.deepcopy(quantizer).eval()
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        if self.quantizer is not None:
+            return self.quantizer.lookup(indices)
+        return nn.functional.embedding(indices, self.codes).permute(0, 3, 1, 2)  # (B, D, h, w)
+
+
+def _inference_copy(module: nn.Module, fold: bool) -> nn.Module:
+    """An eval-mode copy of ``module``; if ``fold``, with its BatchNorms folded and its stride-1
+    transposed convs written as plain convs."""
+    return transposed_as_conv(fold_batchnorm(module)) if fold else copy.deepcopy(module).eval()
+
+
+def _encoder(branch: nn.Module, fold: bool) -> nn.Sequential:
+    """Encoder and 1x1 pre-VQ conv of a branch: (B, 1, H, W) -> (B, D, H/f, W/f)."""
+    return nn.Sequential(_inference_copy(branch.encoder, fold), copy.deepcopy(branch.pre_vq))
+
+
+class Sender(nn.Module):
+    """The sensor's graph: maps -> two index grids.
+
+    Args:
+        model: a trained :class:`~mmslim.nn.MMSlim` (not changed; its parts are copied).
+        fold: fold BatchNorm into the convolutions (rounding changes, see the module doc).
+        channels_last: run the convolutions in the channels-last memory layout (likewise).
+
+    ``forward(x, mask_source)``: both (B, 1, H, W) float in [0, 1] (``mask_source`` is the
+    amplitude map; pass ``x`` itself for an amplitude model) -> ``(indices_hi, indices_lo)``,
+    (B, H/4, W/4) and (B, H/16, W/16) int64.
+    """
+
+    def __init__(self, model: nn.Module, fold: bool = True, channels_last: bool = False):
+        super().__init__()
+        self.mask_mode = model.config.mask  # "learned", or the ablations "fixed", "none"
+        self.lo_downsample = model.lo.downsample
+        self.mask_net = _inference_copy(model.mask_net, fold)
+        self.encoder_hi, self.encoder_lo = _encoder(model.hi, fold), _encoder(model.lo, fold)
+        self.search_hi, self.search_lo = _search(model.hi.quantizer), _search(model.lo.quantizer)
+        self.channels_last = channels_last
+        self.eval().requires_grad_(False)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def mask(self, mask_source: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) amplitude -> (B, 1, H, W) mask, as ``MMSlim.split`` computes it."""
+        if self.mask_mode == "learned":
+            return self.mask_net(mask_source)
+        return torch.full_like(mask_source, 0.5 if self.mask_mode == "fixed" else 1.0)
+
+    def forward(
+        self, x: torch.Tensor, mask_source: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+            mask_source = mask_source.contiguous(memory_format=torch.channels_last)
+        mask = self.mask(mask_source)  # (B, 1, H, W)
+        indices_hi = self.search_hi(self.encoder_hi(mask * x))  # (B, H/4, W/4)
+        if self.mask_mode == "none":  # one VQ-VAE: the coarse grid is sent as zeros
+            b, _, h, w = x.shape
+            f = self.lo_downsample
+            return indices_hi, torch.zeros(b, h // f, w // f, dtype=torch.int64, device=x.device)
+        indices_lo = self.search_lo(self.encoder_lo((1.0 - mask) * x))  # (B, H/16, W/16)
+        return indices_hi, indices_lo
+
+
+class Receiver(nn.Module):
+    """The receiver's graph: two index grids -> the map in [0, 1] (not yet clamped).
+
+    Args:
+        model: a trained :class:`~mmslim.nn.MMSlim` (not changed; its parts are copied).
+        fold: fold BatchNorm into the convolutions (rounding changes, see the module doc).
+        channels_last: run the convolutions in the channels-last memory layout (likewise).
+
+    ``forward(indices_hi, indices_lo)``: (B, H/4, W/4) and (B, H/16, W/16) int64 ->
+    ``x_hat`` (B, 1, H, W) float, ``x_hat_hi + x_hat_lo`` as ``MMSlim.decode_indices`` gives it.
+    """
+
+    def __init__(self, model: nn.Module, fold: bool = True, channels_last: bool = False):
+        super().__init__()
+        self.use_lo = model.config.mask != "none"  # one VQ-VAE: the coarse grid is ignored
+        self.codes_hi = _Codewords(model.hi.quantizer)
+        self.codes_lo = _Codewords(model.lo.quantizer)
+        self.decoder_hi = _inference_copy(model.hi.decoder, fold)
+        self.decoder_lo = _inference_copy(model.lo.decoder, fold)
+        self.channels_last = channels_last
+        self.eval().requires_grad_(False)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def _decode(self, decoder: nn.Module, z: torch.Tensor) -> torch.Tensor:
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return decoder(z.contiguous(memory_format=fmt))  # (B, 1, H, W)
+
+    def forward(self, indices_hi: torch.Tensor, indices_lo: torch.Tensor) -> torch.Tensor:
+        x_hat = self._decode(self.decoder_hi, self.codes_hi(indices_hi))  # (B, 1, H, W)
+        if self.use_lo:
+            x_hat = x_hat + self._decode(self.decoder_lo, self.codes_lo(indices_lo))
+        return x_hat
+
+
+__all__ = ["Receiver", "Sender"]

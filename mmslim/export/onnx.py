@@ -1,0 +1,142 @@
+"""ONNX export of the sender and the receiver (https://onnx.ai), for ONNX Runtime on a sensor.
+
+A sensor board runs an exported graph, not PyTorch (DESIGN.md section 4). This module writes
+the two graphs of :mod:`mmslim.export.graphs` with ``torch.onnx.export``:
+
+    sender.onnx     inputs  x, mask_source: (B, 1, H, W) float32 in [0, 1]
+                    outputs indices_hi (B, H/4, W/4) int64, indices_lo (B, H/16, W/16) int64
+    receiver.onnx   inputs  indices_hi, indices_lo: int64 grids as above
+                    outputs x_hat (B, 1, H, W) float32 (clamp to [0, 1] before de-normalising)
+
+The batch size B is a dynamic axis; H and W are fixed at export time (224 x 64 by default).
+An amplitude model's ``mask_source`` is ``x`` itself; a phase model's is the amplitude map.
+The entropy coder and the container stay outside the graphs (:mod:`mmslim.codec`): a sensor
+codes the two index grids with the prior's tables, which the checkpoint holds.
+
+Optionally the sender's convolutions are quantised to int8 with ONNX Runtime's tool, dynamic or
+static (:func:`quantize_int8`); the effect on indices and radar metrics is printed by
+``mmslim bench speed --int8``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmslim.export.graphs import Receiver, Sender
+
+OPSET = 17  # ONNX opset of the exported graphs (ONNX Runtime >= 1.14 runs it)
+SENDER_IO = (("x", "mask_source"), ("indices_hi", "indices_lo"))
+RECEIVER_IO = (("indices_hi", "indices_lo"), ("x_hat",))
+
+
+def _export(module: torch.nn.Module, args: tuple, names: tuple[tuple[str, ...], ...]) -> bytes:
+    """``torch.onnx.export`` of ``module`` on example ``args``, batch axis dynamic -> bytes."""
+    inputs, outputs = names
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter warns about its future, not us
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in (*inputs, *outputs)},
+            opset_version=OPSET,
+            dynamo=False,  # the TorchScript exporter: no extra dependency, plain ONNX ops
+        )
+    return buffer.getvalue()
+
+
+def export_sender(model: torch.nn.Module, shape: tuple[int, int] = (224, 64)) -> bytes:
+    """The sender graph of ``model`` (an :class:`~mmslim.nn.MMSlim`) as ONNX bytes, for frames
+    of ``shape`` (H, W)."""
+    sender = Sender(model).cpu()
+    x = torch.rand(2, 1, *shape)  # (2, 1, H, W) example; the batch axis stays dynamic
+    return _export(sender, (x, x), SENDER_IO)
+
+
+def export_receiver(model: torch.nn.Module, shape: tuple[int, int] = (224, 64)) -> bytes:
+    """The receiver graph of ``model`` as ONNX bytes, for frames of ``shape`` (H, W)."""
+    receiver = Receiver(model).cpu()
+    grids = model.latent_shapes(*shape)
+    hi = torch.zeros(2, *grids["hi"], dtype=torch.int64)  # (2, H/4, W/4)
+    lo = torch.zeros(2, *grids["lo"], dtype=torch.int64)  # (2, H/16, W/16)
+    return _export(receiver, (hi, lo), RECEIVER_IO)
+
+
+def quantize_int8(onnx_bytes: bytes, calibration: np.ndarray | None = None) -> bytes:
+    """The sender's convolutions in int8, with ONNX Runtime's quantisation tool.
+
+    calibration: None for dynamic quantisation (int8 weights, activation ranges measured on
+        every call: ``ConvInteger``); or frames (N, 1, H, W) float32 in [0, 1] (training
+        frames, not those to be coded) for static quantisation (QDQ format, per-channel int8
+        weights, uint8 activations with ranges calibrated on these frames once).
+    The nearest-codeword search stays in float32, so only the encoders' rounding changes.
+    """
+    import tempfile
+
+    import onnx
+    from onnxruntime import quantization as q
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(onnx_bytes)
+        if calibration is None:
+            q.quantize_dynamic(
+                src, dst, op_types_to_quantize=["Conv"], weight_type=q.QuantType.QInt8
+            )
+        else:
+            q.quantize_static(src, dst, _Calibration(calibration), quant_format=q.QuantFormat.QDQ,
+                              op_types_to_quantize=["Conv"], per_channel=True,
+                              activation_type=q.QuantType.QUInt8,
+                              weight_type=q.QuantType.QInt8)  # fmt: skip
+        onnx.checker.check_model(str(dst))
+        return dst.read_bytes()
+
+
+class _Calibration:
+    """ONNX Runtime's ``CalibrationDataReader`` protocol over frames (N, 1, H, W), 8 a batch,
+    each its own mask source (amplitude models)."""
+
+    def __init__(self, frames: np.ndarray):
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        self.batches = iter(
+            [{"x": b, "mask_source": b} for b in np.array_split(frames, max(1, len(frames) // 8))]
+        )
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def export_onnx(model: torch.nn.Module, out_dir: str | Path, shape=(224, 64)) -> list[Path]:
+    """Write ``sender.onnx`` and ``receiver.onnx`` of ``model`` into ``out_dir``; returns paths.
+
+    Each graph is checked with ``onnx.checker`` before it is written.
+    """
+    import onnx
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, make in (("sender", export_sender), ("receiver", export_receiver)):
+        data = make(model, shape)
+        onnx.checker.check_model(onnx.load_from_string(data))
+        path = out_dir / f"{name}.onnx"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+__all__ = [
+    "OPSET",
+    "export_onnx",
+    "export_receiver",
+    "export_sender",
+    "quantize_int8",
+]

@@ -1,0 +1,181 @@
+"""The sender and receiver graphs under PyTorch and ONNX Runtime, on the shipped models.
+
+- ``"torch"`` gives the eval-mode model's indices and maps bit for bit;
+- ONNX Runtime (and PyTorch with BatchNorm folded / channels-last) agree with it on at least
+  99.9 % of the indices, every disagreement is a near-tie of two codewords, and the decoded
+  maps agree within 1e-5;
+- a file written with one backend decodes with the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmslim.codec.maps import compress_maps, decompress_maps
+from mmslim.data.dataset import denormalize, normalize
+from mmslim.data.samples import sample_path
+from mmslim.export import OnnxBackend, Receiver, Sender, TorchBackend, backend_for
+from mmslim.training.checkpoint import load_model
+
+KINDS = ("amplitude", "phase")
+
+
+@pytest.fixture(scope="module")
+def held_out(sample_frames):
+    """kind -> (model, maps (N, H, W), amplitude (N, H, W)): the shipped model and 40 of its
+    validation frames (every third: all walkers and sequences of the split)."""
+    out = {}
+    for kind in KINDS:
+        model, state = load_model(sample_path("pretrained", f"{kind}.pt"), stage=kind)
+        val = sample_frames.of_subjects(state["split"]["val"])
+        out[kind] = (model, getattr(val, kind)[::3], val.amplitude[::3])
+    return out
+
+
+def _normalised(maps) -> np.ndarray:
+    return normalize(torch.from_numpy(maps))[0][:, None].numpy()  # (N, 1, H, W)
+
+
+@pytest.fixture(scope="module")
+def reference(held_out):
+    """kind -> (x01, src01, indices_hi, indices_lo, x_hat) of the eval-mode model."""
+    out = {}
+    for kind, (model, maps, amp) in held_out.items():
+        x, src = _normalised(maps), _normalised(amp)
+        with torch.no_grad():
+            enc = model.encode(torch.from_numpy(x), torch.from_numpy(src))
+            hi, lo = enc["indices_hi"], enc["indices_lo"]
+            x_hat = model.decode_indices(hi, lo)["x_hat"].numpy()
+        out[kind] = (x, src, hi.numpy(), lo.numpy(), x_hat)
+    return out
+
+
+@pytest.fixture(scope="module")
+def onnx_backends(held_out):
+    return {kind: OnnxBackend(model) for kind, (model, _, _) in held_out.items()}
+
+
+def _squared_distances(model, branch: str, x01, src01) -> torch.Tensor:
+    """(N*h*w, K) float64 squared distances of the reference's latents to every codeword."""
+    with torch.no_grad():
+        _, x_hi, x_lo = model.split(torch.from_numpy(x01), torch.from_numpy(src01))
+        part = model.hi if branch == "hi" else model.lo
+        z = part.latents(x_hi if branch == "hi" else x_lo)  # (N, D, h, w)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (N*h*w, D)
+    return torch.cdist(flat.double(), part.quantizer.codes().detach().double()) ** 2
+
+
+def _check_agreement(model, kind, ref, hi, lo, x_hat_of):
+    x01, src01, ref_hi, ref_lo, ref_x_hat = ref
+    for branch, got, want in (("hi", hi, ref_hi), ("lo", lo, ref_lo)):
+        assert got.shape == want.shape and got.dtype == np.int64
+        assert (got == want).mean() >= 0.999, f"{kind} {branch}: too many indices differ"
+        wrong = (got != want).reshape(-1)
+        if wrong.any():  # each disagreement must be a near-tie under the reference's own latents
+            dist = _squared_distances(model, branch, x01, src01)  # (N*h*w, K)
+            rows = torch.from_numpy(np.flatnonzero(wrong))
+            chosen = dist[rows, torch.from_numpy(got.reshape(-1)[wrong])]
+            best = dist[rows].min(dim=1).values
+            assert ((chosen - best) <= 1e-4 * best.clamp(min=1e-3)).all()
+    # decoded from the same indices, the maps agree within 1e-5
+    np.testing.assert_allclose(x_hat_of(ref_hi, ref_lo), ref_x_hat, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_torch_backend_is_the_eval_model_bit_for_bit(held_out, reference, kind):
+    model = held_out[kind][0]
+    x01, src01, ref_hi, ref_lo, ref_x_hat = reference[kind]
+    backend = TorchBackend(model)
+    grids = [backend.encode(x01[i : i + 16], src01[i : i + 16]) for i in range(0, len(x01), 16)]
+    hi, lo = (np.concatenate(g) for g in zip(*grids))
+    np.testing.assert_array_equal(hi, ref_hi)
+    np.testing.assert_array_equal(lo, ref_lo)
+    np.testing.assert_array_equal(backend.decode(ref_hi, ref_lo), ref_x_hat)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_folded_channels_last_torch_agrees(held_out, reference, kind):
+    model = held_out[kind][0]
+    x01, src01 = reference[kind][:2]
+    backend = TorchBackend(model, fold=True, channels_last=True)
+    hi, lo = backend.encode(x01, src01)
+    _check_agreement(model, kind, reference[kind], hi, lo, backend.decode)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_onnx_backend_agrees_with_pytorch(held_out, reference, onnx_backends, kind):
+    model = held_out[kind][0]
+    x01, src01 = reference[kind][:2]
+    backend = onnx_backends[kind]
+    hi, lo = backend.encode(x01, src01)
+    _check_agreement(model, kind, reference[kind], hi, lo, backend.decode)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_file_from_one_backend_decodes_with_the_other(held_out, onnx_backends, kind):
+    model, maps, amp = held_out[kind]
+    maps, amp = maps[:20], amp[:20]
+    onnx = onnx_backends[kind]
+    files = {name: compress_maps(model, maps, kind, mask_source=amp, backend=backend)
+             for name, backend in (("torch", "torch"), ("onnx", onnx))}  # fmt: skip
+    span = (maps.max(axis=(1, 2)) - maps.min(axis=(1, 2)))[:, None, None]  # (N, 1, 1)
+    for written in files.values():
+        decoded = {name: decompress_maps(model, written, backend=backend)
+                   for name, backend in (("torch", "torch"), ("onnx", onnx))}  # fmt: skip
+        (m_torch, d_torch), (m_onnx, d_onnx) = decoded["torch"], decoded["onnx"]
+        np.testing.assert_array_equal(d_torch.indices_hi, d_onnx.indices_hi)
+        assert m_torch.shape == maps.shape and m_onnx.dtype == np.float32
+        assert (np.abs(m_torch - m_onnx) <= 1e-5 * span + 1e-5).all()  # 1e-5 of each range
+    # the torch backend's file decodes to exactly what the eval-mode model reconstructs
+    x01, vmin, vmax = normalize(torch.from_numpy(maps))
+    with torch.no_grad():
+        src = normalize(torch.from_numpy(amp))[0][:, None]
+        x_hat = model(x01[:, None], mask_source=src)["x_hat"][:, 0].clamp(0, 1)
+    expected = denormalize(x_hat, vmin, vmax).numpy()
+    np.testing.assert_array_equal(decompress_maps(model, files["torch"])[0], expected)
+
+
+def test_graphs_accept_any_batch_size(held_out, reference, onnx_backends):
+    x01, src01, ref_hi, ref_lo, _ = reference["amplitude"]
+    backend = onnx_backends["amplitude"]
+    for b in (1, 5):
+        hi, lo = backend.encode(x01[:b], src01[:b])
+        assert hi.shape == (b, 56, 16) and lo.shape == (b, 14, 4)
+        assert backend.decode(ref_hi[:b], ref_lo[:b]).shape == (b, 1, 224, 64)
+
+
+def test_backends_are_built_once_and_rebuilt_when_weights_change(held_out):
+    model = held_out["amplitude"][0]
+    first = backend_for(model, "torch")
+    assert backend_for(model, "torch") is first
+    assert first.fingerprint == model.fingerprint()
+    weight = model.hi.pre_vq.bias
+    saved = weight.detach().clone()
+    try:
+        with torch.no_grad():
+            weight.add_(1.0)
+        rebuilt = backend_for(model, "torch")
+        assert rebuilt is not first and rebuilt.fingerprint == model.fingerprint()
+        assert rebuilt.fingerprint != first.fingerprint
+    finally:
+        with torch.no_grad():
+            weight.copy_(saved)
+
+
+def test_backend_refusals(held_out):
+    model = held_out["amplitude"][0]
+    with pytest.raises(ValueError, match="unknown backend 'tflite'; choose one of"):
+        backend_for(model, "tflite")
+    with pytest.raises(ValueError, match="exported for 224 x 64 frames, got 32 x 32"):
+        backend_for(model, "onnx").encode(*(2 * [np.zeros((1, 1, 32, 32), np.float32)]))
+
+
+def test_graphs_do_not_change_the_model(held_out):
+    model = held_out["amplitude"][0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    Sender(model, fold=True, channels_last=True), Receiver(model, fold=True, channels_last=True)
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    assert next(model.parameters()).is_contiguous()
