@@ -15,8 +15,8 @@ variant:
   the two quantizers alone on a batch of 16 frames' latents, timed back to back: the variant's
   own cost, little affected by the machine's load.
 
-The Gumbel temperature is annealed over the run's steps (``gumbel_anneal_steps`` set to the
-budget), so that it reaches its final value whatever the budget. Writes ``quantizers.csv`` and
+The Gumbel temperature is annealed over the run's steps (``GumbelConfig.anneal_steps`` set to
+the budget), so that it reaches its final value whatever the budget. Writes ``quantizers.csv`` and
 ``quantizers.png`` into the output folder (one subfolder per variant holds its checkpoint).
 
 Several runs (seeds, branch settings) are read back with :func:`read_csv` and combined by
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from mmslim.codec.maps import compress_maps
 from mmslim.codec.rate import rate_report
-from mmslim.config import ModelConfig, TrainConfig
+from mmslim.config import GumbelConfig, ModelConfig, TrainConfig
 from mmslim.data.dataset import FrameSet, load_frames
 from mmslim.data.samples import sample_path
 from mmslim.files import read_csv, write_csv
@@ -115,9 +115,9 @@ def run_quantizer_bench(
 
 def _run_variant(name, frames, base, tcfg, branches, out_dir) -> dict:
     overrides = {}
-    if VARIANTS[name].get("quantizer") == "gumbel":
+    if isinstance(VARIANTS[name], GumbelConfig):
         n_train = _n_train_frames(frames, tcfg)
-        overrides["gumbel_anneal_steps"] = tcfg.epochs * math.ceil(n_train / tcfg.batch_size)
+        overrides["anneal_steps"] = tcfg.epochs * math.ceil(n_train / tcfg.batch_size)
     config = variant_config(base, name, branches, **overrides)
     t0 = time.perf_counter()
     result = train("amplitude", frames, out_dir / name, config, tcfg, overwrite=True,

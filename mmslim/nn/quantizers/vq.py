@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmslim.config import VQ_GRADIENTS
+from mmslim.config import AFFINE_MODES, VQ_GRADIENTS
 from mmslim.nn.quantizers import codebook_updates as updates
 from mmslim.nn.quantizers.codebook_init import INITS, init_codebook_shared
 from mmslim.training.distributed import total_rows
@@ -175,9 +175,10 @@ class VectorQuantizer(Quantizer):
             encoder outputs of the current batch (Dhariwal et al., "Jukebox", 2020).
         gradient: ``"ste"`` (straight-through, VQ-VAE paper) or ``"rotation"`` (Fifty et al.,
             "Restructuring Vector Quantization with the Rotation Trick", ICLR 2025).
-        affine: codewords ``e_k * scale + shift`` with a learned (D,) scale and shift shared by
-            all codes (Huh et al., "Straightening Out the Straight-Through Estimator", ICML 2023),
-            so that the whole codebook can follow the encoder outputs' statistics at once.
+        affine: ``"none"``, or ``"learned"``: codewords ``e_k * scale + shift`` with a learned
+            (D,) scale and shift shared by all codes (Huh et al., "Straightening Out the
+            Straight-Through Estimator", ICML 2023), so that the whole codebook can follow the
+            encoder outputs' statistics at once.
         seed: seeds the random draws of dead-code replacement and initialisation (each step's
             draw is seeded from ``seed`` and the step counter, so a resumed run repeats them).
 
@@ -209,7 +210,7 @@ class VectorQuantizer(Quantizer):
         ema_decay: float | None = None,
         dead_code_threshold: int = 0,
         gradient: str = "ste",
-        affine: bool = False,
+        affine: str = "none",
         seed: int = 0,
     ):
         super().__init__()
@@ -219,7 +220,9 @@ class VectorQuantizer(Quantizer):
             raise ValueError(f"unknown gradient {gradient!r}; choose one of {GRADIENTS}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in (0, 1), got {ema_decay}")
-        if ema_decay is not None and affine:
+        if affine not in AFFINE_MODES:
+            raise ValueError(f"unknown affine {affine!r}; choose one of {AFFINE_MODES}")
+        if ema_decay is not None and affine != "none":
             raise ValueError("affine needs a codebook learned by gradient; use ema_decay=None")
         if dead_code_threshold < 0:
             raise ValueError(f"dead_code_threshold must be >= 0, got {dead_code_threshold}")
@@ -240,7 +243,7 @@ class VectorQuantizer(Quantizer):
             # stays put instead of being divided by a near-zero cluster size.
             self.register_buffer("cluster_size", torch.ones(num_codes))  # (K,)
             self.register_buffer("embed_sum", weight.clone())  # (K, D)
-        if affine:
+        if affine == "learned":
             self.affine_scale = nn.Parameter(torch.ones(code_dim))  # (D,)
             self.affine_shift = nn.Parameter(torch.zeros(code_dim))  # (D,)
         if init != "uniform":
@@ -255,7 +258,7 @@ class VectorQuantizer(Quantizer):
 
     def codes(self) -> torch.Tensor:
         """The (K, D) codewords as used: the codebook, scaled and shifted when ``affine``."""
-        if self.affine:
+        if self.affine == "learned":
             return self.codebook.weight * self.affine_scale + self.affine_shift
         return self.codebook.weight
 
@@ -312,7 +315,7 @@ class VectorQuantizer(Quantizer):
         equal ``vectors`` (M, D); with EMA, restart their statistics from them."""
         which = which.to(self.codebook.weight.device)
         vectors = vectors.to(self.codebook.weight)
-        if self.affine:  # store the raw vector whose scaled and shifted version is ``vectors``
+        if self.affine == "learned":  # the raw vector whose scaled, shifted version is ``vectors``
             vectors = (vectors - self.affine_shift) / self.affine_scale
         self.codebook.weight[which] = vectors
         if self.ema_decay is not None:
@@ -368,7 +371,7 @@ class VectorQuantizer(Quantizer):
     def extra_repr(self) -> str:
         options = [f"num_codes={self.num_codes}", f"code_dim={self.code_dim}", f"beta={self.beta}"]
         defaults = {"init": "uniform", "ema_decay": None, "dead_code_threshold": 0,
-                    "gradient": "ste", "affine": False}  # fmt: skip
+                    "gradient": "ste", "affine": "none"}  # fmt: skip
         options += [
             f"{k}={getattr(self, k)!r}" for k, v in defaults.items() if getattr(self, k) != v
         ]
