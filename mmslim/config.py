@@ -76,7 +76,10 @@ class _Config:
 
 
 # --- quantizer families: one small config each, built by mmslim.nn.quantizers.zoo ---
-AFFINE_MODES = ("none", "learned")  # codebook affine map (Huh et al. 2023)
+AFFINE_MODES = ("none", "learned", "statistics")  # codebook affine map (Huh et al. 2023)
+INPLACE_OPTIMIZERS = ("none", "sgd")  # alternated codebook optimisation (Huh et al. 2023)
+STD_PENALTIES = ("none", "unit", "spread")  # soft family: penalty on the learned std (semivq)
+GAMMA_POLICIES = ("shared", "personalize")  # soft family: the learned offset's form (semivq)
 LIBRARY_INITS = ("uniform", "kmeans")  # what vector-quantize-pytorch offers
 
 
@@ -108,7 +111,9 @@ class _CodebookConfig(_QuantizerConfig):
 
     codebook_init: str = "uniform"  # "uniform" +-1/K (reference), "kmeans", "rd_gaussian"
     dead_code_steps: int = 0  # > 0: re-seed codes unused this many steps (Jukebox restarts)
-    affine: str = "none"  # "learned": codewords e * s + t, s and t shared (Huh et al. 2023)
+    # Codewords e * s + t, s and t shared by all codes (Huh et al. 2023): "learned", or from
+    # "statistics", running means and variances of the encoder outputs and the codebook (vqtorch).
+    affine: str = "none"
 
     _choices: ClassVar[dict[str, tuple]] = {"codebook_init": CODEBOOK_INITS, "affine": AFFINE_MODES}
 
@@ -124,10 +129,15 @@ class VQConfig(_CodebookConfig):
     family: ClassVar[str] = "vq"
     ema_decay: float = 0.0  # > 0: EMA codebook updates instead of the codebook loss (VQ-VAE-2)
     gradient: str = "ste"  # "ste" straight-through, or "rotation" (Fifty et al. 2025)
+    # VQ-STE++ (Huh et al. 2023, mmslim.nn.quantizers.ste_plus):
+    sync_nu: float = 0.0  # > 0: codewords also get sync_nu x the decoder's gradient
+    inplace_optimizer: str = "none"  # "sgd": the codebook takes its own step before the network
+    inplace_lr: float = 50.0  # learning rate of that step (momentum 0.9; vqtorch's example)
 
     _choices: ClassVar[dict[str, tuple]] = {
         **_CodebookConfig._choices,
         "gradient": VQ_GRADIENTS,
+        "inplace_optimizer": INPLACE_OPTIMIZERS,
     }
 
     def __post_init__(self) -> None:
@@ -137,6 +147,15 @@ class VQConfig(_CodebookConfig):
         self._check(not (self.ema_decay and self.affine != "none"),
                     "an affine codebook needs a codebook learned by gradient: set ema_decay = 0 "
                     "or affine = 'none'")  # fmt: skip
+        inplace = self.inplace_optimizer != "none"
+        self._check(self.sync_nu >= 0 and self.inplace_lr > 0, "sync_nu >= 0, inplace_lr > 0")
+        self._check(not (self.sync_nu and (self.ema_decay or inplace or self.gradient != "ste")),
+                    "sync_nu passes the decoder's gradient to a codebook learned by gradient "
+                    "through the straight-through estimator: use it with ema_decay = 0, "
+                    "inplace_optimizer = 'none' and gradient = 'ste'")  # fmt: skip
+        self._check(not (inplace and (self.ema_decay or self.affine == "learned")),
+                    "inplace_optimizer moves the codebook by its own step: not with ema_decay "
+                    "> 0 nor affine = 'learned' (use affine = 'statistics')")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -172,10 +191,25 @@ class SoftConfig(_CodebookConfig):
 
     family: ClassVar[str] = "soft"
     tau: float = 1.0  # initial (learned) temperature
+    # Soft discretization (semivq; mmslim.nn.quantizers.soft_discretization), training only:
+    learnable_std: bool = False  # a learned kernel std per latent channel (approach 1)
+    alter_penalty: str = "none"  # its penalty: "unit" (1 - std)^2, "spread" -std^2
+    penalty_weight: float = 0.01  # weight of that penalty in the loss
+    learnable_gamma: bool = False  # a learned offset added to the soft output (approaches 2, 3)
+    gamma_policy: str = "shared"  # "shared": one for all codes; "personalize": per vector
+
+    _choices: ClassVar[dict[str, tuple]] = {
+        **_CodebookConfig._choices,
+        "alter_penalty": STD_PENALTIES,
+        "gamma_policy": GAMMA_POLICIES,
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check(self.tau > 0, f"tau = {self.tau}; the temperature must be > 0")
+        self._check(self.learnable_std or self.alter_penalty == "none",
+                    f"alter_penalty = {self.alter_penalty!r} penalises the learned std: set "
+                    "learnable_std = True")  # fmt: skip
 
 
 @dataclass(frozen=True)

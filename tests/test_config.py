@@ -49,6 +49,9 @@ def test_preset_overrides_and_unknown_preset():
 FAMILY_CONFIGS = [
     VQConfig(codebook_init="kmeans", ema_decay=0.99, dead_code_steps=20),
     VQConfig(gradient="rotation", affine="learned"),
+    VQConfig(sync_nu=0.2, affine="statistics"),
+    VQConfig(inplace_optimizer="sgd", inplace_lr=5.0, codebook_init="kmeans"),
+    SoftConfig(learnable_std=True, alter_penalty="spread", learnable_gamma=True),
     FSQConfig(levels=(8, 8)),
     GumbelConfig(tau_start=2.0, anneal_steps=10),
     SoftConfig(tau=0.5, codebook_init="rd_gaussian"),

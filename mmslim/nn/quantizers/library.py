@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import torch
 
-from mmslim.nn.quantizers.vq import Quantizer, usage_stats
+from mmslim.nn.quantizers.interface import Quantizer, usage_stats
 
 LIBRARY = "vector-quantize-pytorch"
 

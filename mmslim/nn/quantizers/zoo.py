@@ -52,6 +52,8 @@ def _vq(q: VQConfig, c: ModelConfig, branch: str) -> Quantizer:
         beta=c.beta,
         ema_decay=q.ema_decay or None,
         gradient=q.gradient,
+        sync_nu=q.sync_nu,
+        inplace_lr=q.inplace_lr if q.inplace_optimizer == "sgd" else 0.0,
         **_codebook_options(q, branch),
     )
 
@@ -80,7 +82,18 @@ def _gumbel(q: GumbelConfig, c: ModelConfig, branch: str) -> Quantizer:
 
 
 def _soft(q: SoftConfig, c: ModelConfig, branch: str) -> Quantizer:
-    return SoftQuantizer(c.num_codes, c.code_dim, c.beta, tau=q.tau, **_codebook_options(q, branch))
+    return SoftQuantizer(
+        c.num_codes,
+        c.code_dim,
+        c.beta,
+        tau=q.tau,
+        learnable_std=q.learnable_std,
+        alter_penalty=q.alter_penalty,
+        penalty_weight=q.penalty_weight,
+        learnable_gamma=q.learnable_gamma,
+        gamma_policy=q.gamma_policy,
+        **_codebook_options(q, branch),
+    )
 
 
 def _vqp(q: LibraryVQConfig, c: ModelConfig, branch: str) -> Quantizer:
@@ -125,9 +138,15 @@ VARIANTS: dict[str, QuantizerConfig] = {
     "vq-rotation": VQConfig(gradient="rotation"),
     "vq-affine": VQConfig(affine="learned"),
     "vq-ema-kmeans-dead": VQConfig(ema_decay=0.99, codebook_init="kmeans", dead_code_steps=20),
+    "vq-sync": VQConfig(sync_nu=0.2),
+    "vq-inplace": VQConfig(inplace_optimizer="sgd"),
+    "vq-affine-statistics": VQConfig(affine="statistics"),
     "fsq": FSQConfig(),
     "gumbel": GumbelConfig(),
     "soft": SoftConfig(),
+    "soft-std": SoftConfig(learnable_std=True, alter_penalty="unit"),
+    "soft-gamma": SoftConfig(learnable_gamma=True),
+    "soft-gamma-personal": SoftConfig(learnable_gamma=True, gamma_policy="personalize"),
     "vqp-ema-kmeans-dead": LibraryVQConfig(ema_decay=0.99, codebook_init="kmeans", dead_code=True),
 }
 
@@ -140,9 +159,15 @@ SOURCES: dict[str, str] = {
     "vq-rotation": "Fifty et al., Restructuring VQ with the Rotation Trick, ICLR 2025",
     "vq-affine": "Huh et al., Straightening Out the Straight-Through Estimator, ICML 2023",
     "vq-ema-kmeans-dead": "SoundStream's recipe: EMA + k-means init + dead-code replacement",
+    "vq-sync": "Huh et al. 2023, synchronized update (nu = 0.2, vqtorch's example)",
+    "vq-inplace": "Huh et al. 2023, alternated optimisation (in-place SGD, lr 50, momentum 0.9)",
+    "vq-affine-statistics": "Huh et al. 2023, affine codebook from running statistics (vqtorch)",
     "fsq": "Mentzer et al., Finite Scalar Quantization: VQ-VAE Made Simple, ICLR 2024",
     "gumbel": "Jang et al., Categorical Reparameterization with Gumbel-Softmax, ICLR 2017",
     "soft": "Agustsson et al., Soft-to-Hard Vector Quantization, NeurIPS 2017",
+    "soft-std": "semivq (soft discretization on vqtorch), approach 1: learnable std, unit penalty",
+    "soft-gamma": "semivq, approach 2: a learned offset shared by all codes",
+    "soft-gamma-personal": "semivq, approach 3: a learned offset per vector (personalize)",
     "vqp-ema-kmeans-dead": "the same recipe from vector-quantize-pytorch 1.32.0 (wrapped)",
 }
 
