@@ -1,14 +1,15 @@
 """Quantizer zoo benchmark: every quantizer variant trained with the same budget, then compared.
 
 ``mmslim bench quantizers`` (or :func:`run_quantizer_bench`) trains the amplitude stage of the
-``cpu-small`` model once per variant of :data:`mmslim.nn.zoo.VARIANTS` (in both branches, or in
-one with ``branches``), on the same frames, split, seed and number of epochs, and reports per
-variant:
+``cpu-small`` model once per variant of :data:`mmslim.nn.quantizers.zoo.VARIANTS` (in both
+branches, or in one with ``branches``), on the same frames, split, seed and number of epochs,
+and reports per variant:
 
-- validation SSIM and PSNR (eval mode, as :func:`mmslim.evaluate.evaluate` after the last epoch);
+- validation SSIM and PSNR (eval mode, as :func:`mmslim.training.evaluate.evaluate` after the
+  last epoch);
 - perplexity and dead-code share of each branch over the validation set;
 - the real rate: the validation maps compressed to a file with ANS against the prior fitted on
-  the training split (:func:`mmslim.pipeline.compress_maps`), ``8 len(file)`` over the number of
+  the training split (:func:`mmslim.codec.maps.compress_maps`), ``8 len(file)`` over the number of
   map values (bits per element), and its ratio to float32;
 - time: seconds spent in training steps and the wall time of the whole run (both depend on
   what else the machine runs), and ``quantizer_ms``, one training step (forward and backward) of
