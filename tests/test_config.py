@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from mmslim import config
-from mmslim.config import ModelConfig, TrainConfig
+from mmslim.config import (
+    FSQConfig,
+    GumbelConfig,
+    LibraryVQConfig,
+    ModelConfig,
+    SoftConfig,
+    TrainConfig,
+    VQConfig,
+)
 
 
 @pytest.mark.parametrize("cls", [ModelConfig, TrainConfig])
@@ -38,23 +46,107 @@ def test_preset_overrides_and_unknown_preset():
         TrainConfig.preset("huge")
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig.preset("tiny", fsq_levels=(8, 8)), TrainConfig()])
+FAMILY_CONFIGS = [
+    VQConfig(codebook_init="kmeans", ema_decay=0.99, dead_code_steps=20),
+    VQConfig(gradient="rotation", affine="learned"),
+    VQConfig(sync_nu=0.2, affine="statistics"),
+    VQConfig(inplace_optimizer="sgd", inplace_lr=5.0, codebook_init="kmeans"),
+    SoftConfig(learnable_std=True, alter_penalty="spread", learnable_gamma=True),
+    FSQConfig(levels=(8, 8)),
+    GumbelConfig(tau_start=2.0, anneal_steps=10),
+    SoftConfig(tau=0.5, codebook_init="rd_gaussian"),
+    LibraryVQConfig(codebook_init="kmeans", dead_code=True),
+]
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [ModelConfig.preset("tiny", quantizer=q, quantizer_branches="hi") for q in FAMILY_CONFIGS]
+    + [TrainConfig()],
+)
 def test_dict_round_trip(cfg):
     d = cfg.to_dict()
     assert type(cfg).from_dict(d) == cfg
     assert cfg.same_as(d)
+    if isinstance(cfg, ModelConfig):  # the family travels with its options
+        assert d["quantizer"]["family"] == cfg.quantizer.family
+        assert config.quantizer_config_from_dict(d["quantizer"]) == cfg.quantizer
 
 
 def test_same_as_fills_missing_fields_with_defaults_and_sees_differences():
-    tiny = ModelConfig.preset("tiny")
+    tiny = ModelConfig.preset("tiny", quantizer=SoftConfig())
     stored = tiny.to_dict()
-    del stored["soft_tau"]  # a checkpoint written before the field existed
+    del stored["quantizer"]["tau"]  # a checkpoint written before the option existed
     assert tiny.same_as(stored)
     assert not tiny.same_as({**stored, "hidden": 17})
-    assert not ModelConfig.preset("tiny", soft_tau=2.0).same_as(stored)
+    assert not ModelConfig.preset("tiny", quantizer=SoftConfig(tau=2.0)).same_as(stored)
     # a tuple stored as a list (as JSON or a checkpoint gives it back) is the same value
-    levels = ModelConfig.preset("tiny", fsq_levels=(8, 8))
-    assert levels.same_as({**levels.to_dict(), "fsq_levels": [8, 8]})
+    levels = ModelConfig.preset("tiny", quantizer=FSQConfig(levels=(8, 8)))
+    stored = levels.to_dict()
+    assert levels.same_as({**stored, "quantizer": {**stored["quantizer"], "levels": [8, 8]}})
+
+
+# The flat form of ModelConfig dicts written before the family configs (the shipped
+# checkpoints hold it): every quantizer option beside the family's name, at its default if unused.
+FLAT = {"hidden": 48, "res_hidden": 16, "n_res_layers": 2, "num_codes": 512, "code_dim": 32,
+        "beta": 0.25, "mask_hidden": 16, "quantizer": "vq", "mask": "learned",
+        "mask_head": "sigmoid", "quantizer_branches": "both", "codebook_init": "kmeans",
+        "ema_decay": 0.99, "dead_code_steps": 20, "vq_gradient": "ste", "codebook_affine": False,
+        "fsq_levels": (), "gumbel_tau_start": 1.0, "gumbel_tau_end": 0.0625,
+        "gumbel_anneal_steps": 5000, "soft_tau": 1.0}  # fmt: skip
+PLAIN = {"codebook_init": "uniform", "ema_decay": 0.0, "dead_code_steps": 0}
+
+
+def test_flat_dicts_written_before_the_family_configs_still_read():
+    assert ModelConfig.from_dict(FLAT) == ModelConfig.preset("cpu-small")
+    assert ModelConfig.preset("cpu-small").same_as(FLAT)
+    cases = [
+        ({"quantizer": "vq", "vq_gradient": "rotation", "codebook_affine": True},
+         VQConfig(gradient="rotation", affine="learned")),
+        ({"quantizer": "fsq", "fsq_levels": [8, 8, 8]}, FSQConfig(levels=(8, 8, 8))),
+        ({"quantizer": "gumbel", "gumbel_anneal_steps": 115, "dead_code_steps": 3},
+         GumbelConfig(anneal_steps=115, dead_code_steps=3)),
+        ({"quantizer": "soft", "soft_tau": 2.0}, SoftConfig(tau=2.0)),
+        ({"quantizer": "vqp", "ema_decay": 0.99, "codebook_init": "kmeans", "dead_code_steps": 20},
+         LibraryVQConfig(codebook_init="kmeans", dead_code=True)),
+    ]  # fmt: skip
+    for changes, expected in cases:
+        assert ModelConfig.from_dict({**FLAT, **PLAIN, **changes}).quantizer == expected
+    # older still: no quantizer field at all (plain VQ), no mask head (the paper's)
+    old = {k: FLAT[k] for k in ("hidden", "res_hidden", "n_res_layers", "num_codes", "code_dim")}
+    assert ModelConfig.from_dict(old).quantizer == VQConfig()
+    assert ModelConfig.from_dict(old).mask_head == "reference"
+
+
+def test_flat_dicts_that_could_never_be_built_are_refused():
+    with pytest.raises(ValueError, match="quantizer 'fsq' has no option ema_decay$"):
+        ModelConfig.from_dict({**FLAT, **PLAIN, "quantizer": "fsq", "ema_decay": 0.99})
+    with pytest.raises(ValueError, match="unknown quantizer 'nope'"):
+        ModelConfig.from_dict({**FLAT, "quantizer": "nope"})
+    with pytest.raises(ValueError, match=r"unknown fields \['soft_tau'\] beside a quantizer"):
+        ModelConfig.from_dict({**ModelConfig().to_dict(), "soft_tau": 1.0})
+    with pytest.raises(ValueError, match="unknown quantizer family 'nope'"):
+        ModelConfig.from_dict({"quantizer": {"family": "nope"}})
+
+
+def test_family_configs_validate_themselves():
+    with pytest.raises(ValueError, match=r"VQConfig.codebook_init = 'random'; choose one of"):
+        VQConfig(codebook_init="random")
+    with pytest.raises(ValueError, match="ema_decay = 1.5"):
+        VQConfig(ema_decay=1.5)
+    with pytest.raises(ValueError, match="dead_code_steps = -1 < 0"):
+        SoftConfig(dead_code_steps=-1)
+    with pytest.raises(ValueError, match=r"FSQConfig: levels \(8, 1\) must all be >= 2"):
+        FSQConfig(levels=(8, 1))
+    with pytest.raises(ValueError, match="need 0 < tau_end <= tau_start"):
+        GumbelConfig(tau_start=0.1, tau_end=1.0)
+    with pytest.raises(ValueError, match="SoftConfig: tau = 0"):
+        SoftConfig(tau=0)
+    with pytest.raises(ValueError, match=r"LibraryVQConfig.codebook_init = 'rd_gaussian'"):
+        LibraryVQConfig(codebook_init="rd_gaussian")
+    with pytest.raises(TypeError):  # a family config simply has no foreign option
+        FSQConfig(ema_decay=0.99)
+    assert tuple(config.QUANTIZER_CONFIGS) == config.QUANTIZER_FAMILIES
 
 
 def test_from_dict_names_unknown_fields():

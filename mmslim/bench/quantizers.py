@@ -1,22 +1,23 @@
 """Quantizer zoo benchmark: every quantizer variant trained with the same budget, then compared.
 
 ``mmslim bench quantizers`` (or :func:`run_quantizer_bench`) trains the amplitude stage of the
-``cpu-small`` model once per variant of :data:`mmslim.nn.zoo.VARIANTS` (in both branches, or in
-one with ``branches``), on the same frames, split, seed and number of epochs, and reports per
-variant:
+``cpu-small`` model once per variant of :data:`mmslim.nn.quantizers.zoo.VARIANTS` (in both
+branches, or in one with ``branches``), on the same frames, split, seed and number of epochs,
+and reports per variant:
 
-- validation SSIM and PSNR (eval mode, as :func:`mmslim.evaluate.evaluate` after the last epoch);
+- validation SSIM and PSNR (eval mode, as :func:`mmslim.training.evaluate.evaluate` after the
+  last epoch);
 - perplexity and dead-code share of each branch over the validation set;
 - the real rate: the validation maps compressed to a file with ANS against the prior fitted on
-  the training split (:func:`mmslim.pipeline.compress_maps`), ``8 len(file)`` over the number of
+  the training split (:func:`mmslim.codec.maps.compress_maps`), ``8 len(file)`` over the number of
   map values (bits per element), and its ratio to float32;
 - time: seconds spent in training steps and the wall time of the whole run (both depend on
   what else the machine runs), and ``quantizer_ms``, one training step (forward and backward) of
   the two quantizers alone on a batch of 16 frames' latents, timed back to back: the variant's
   own cost, little affected by the machine's load.
 
-The Gumbel temperature is annealed over the run's steps (``gumbel_anneal_steps`` set to the
-budget), so that it reaches its final value whatever the budget. Writes ``quantizers.csv`` and
+The Gumbel temperature is annealed over the run's steps (``GumbelConfig.anneal_steps`` set to
+the budget), so that it reaches its final value whatever the budget. Writes ``quantizers.csv`` and
 ``quantizers.png`` into the output folder (one subfolder per variant holds its checkpoint).
 
 Several runs (seeds, branch settings) are read back with :func:`read_csv` and combined by
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from mmslim.codec.maps import compress_maps
 from mmslim.codec.rate import rate_report
-from mmslim.config import ModelConfig, TrainConfig
+from mmslim.config import GumbelConfig, ModelConfig, TrainConfig
 from mmslim.data.dataset import FrameSet, load_frames
 from mmslim.data.samples import sample_path
 from mmslim.files import read_csv, write_csv
@@ -115,9 +116,9 @@ def run_quantizer_bench(
 
 def _run_variant(name, frames, base, tcfg, branches, out_dir) -> dict:
     overrides = {}
-    if VARIANTS[name].get("quantizer") == "gumbel":
+    if isinstance(VARIANTS[name], GumbelConfig):
         n_train = _n_train_frames(frames, tcfg)
-        overrides["gumbel_anneal_steps"] = tcfg.epochs * math.ceil(n_train / tcfg.batch_size)
+        overrides["anneal_steps"] = tcfg.epochs * math.ceil(n_train / tcfg.batch_size)
     config = variant_config(base, name, branches, **overrides)
     t0 = time.perf_counter()
     result = train("amplitude", frames, out_dir / name, config, tcfg, overwrite=True,

@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmslim.config import ModelConfig, TrainConfig
+from mmslim.config import (
+    FSQConfig,
+    GumbelConfig,
+    LibraryVQConfig,
+    ModelConfig,
+    SoftConfig,
+    TrainConfig,
+    VQConfig,
+)
 from mmslim.data.dataset import load_frames
 from mmslim.data.samples import sample_path
 from mmslim.nn import MMSlim, Quantizer
@@ -27,6 +35,7 @@ from mmslim.nn.quantizers.codebook_init import kmeans, rd_gaussian_codebook, rd_
 from mmslim.nn.quantizers.codebook_updates import ema_update
 from mmslim.nn.quantizers.fsq import FSQ, default_levels
 from mmslim.nn.quantizers.gumbel import GumbelQuantizer, SoftQuantizer
+from mmslim.nn.quantizers.library import LibraryVQ
 from mmslim.nn.quantizers.vq import VectorQuantizer, rotation_trick
 from mmslim.nn.quantizers.zoo import VARIANTS, build_quantizer, variant_config
 
@@ -59,9 +68,10 @@ def _train_steps(q: Quantizer, steps: int = 3, shape=(4, D, 7, 5)) -> torch.Tens
 def _loss_factor(name: str) -> float:
     """The eval-mode loss of a variant over the mean squared error between z and its code."""
     v, beta = VARIANTS[name], BASE.beta
-    if v.get("quantizer") in ("fsq", "vqp"):  # FSQ has none; the library's only in training
+    if isinstance(v, (FSQConfig, LibraryVQConfig)):  # FSQ has none; the library's only in training
         return 0.0
-    return beta if v.get("ema_decay") else 1.0 + beta  # EMA keeps the commitment term only
+    own_update = getattr(v, "ema_decay", 0) or getattr(v, "inplace_optimizer", "none") != "none"
+    return beta if own_update else 1.0 + beta  # EMA, in-place step: the commitment term only
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -88,11 +98,11 @@ def test_shapes_statistics_and_codec_range(name):
 def _gradient_kind(name: str) -> str:
     """How a variant passes the decoder's gradient to the encoder."""
     v = VARIANTS[name]
-    if v.get("quantizer") in ("gumbel", "soft"):
+    if isinstance(v, (GumbelConfig, SoftConfig)):
         return "relaxed"  # through the softmax mixture the decoder sees
-    if v.get("quantizer") == "fsq":
+    if isinstance(v, FSQConfig):
         return "fsq"  # straight through the rounding, through the tanh bound
-    if v.get("vq_gradient") == "rotation":
+    if v.gradient == "rotation":
         return "rotation"
     return "straight-through"  # every other VQ, ours and the library's
 
@@ -193,16 +203,18 @@ def test_variant_in_one_branch_only_and_refusals():
     model = MMSlim(variant_config(BASE, "vq-ema", branches="hi"))
     assert not list(model.hi.quantizer.parameters())  # EMA codebook: a buffer, not a parameter
     assert list(model.lo.quantizer.parameters())
-    with pytest.raises(ValueError, match="quantizer"):
-        build_quantizer(ModelConfig(quantizer="nope"))
+    with pytest.raises(ValueError, match="give a family config, e.g. VQConfig()"):
+        ModelConfig(quantizer="fsq")
     with pytest.raises(ValueError, match="num_codes"):
-        build_quantizer(variant_config(BASE, "fsq", fsq_levels=(8, 8, 8)))
-    with pytest.raises(ValueError, match="no option"):
-        build_quantizer(variant_config(BASE, "fsq", ema_decay=0.99))
+        build_quantizer(variant_config(BASE, "fsq", levels=(8, 8, 8)))
+    with pytest.raises(ValueError, match="'fsq' .FSQConfig. has no option ema_decay; its options"):
+        variant_config(BASE, "fsq", ema_decay=0.99)
     with pytest.raises(ValueError, match="quantizer_branches"):
-        build_quantizer(variant_config(BASE, "vq", branches="middle"))
+        variant_config(BASE, "vq", branches="middle")
     with pytest.raises(ValueError, match="affine"):
-        VectorQuantizer(K, D, ema_decay=0.99, affine=True)
+        VectorQuantizer(K, D, ema_decay=0.99, affine="learned")
+    with pytest.raises(ValueError, match="set ema_decay = 0 or affine = 'none'"):
+        VQConfig(ema_decay=0.99, affine="learned")
 
 
 # --------------------------------------------------------------------------- mechanisms
@@ -330,11 +342,13 @@ def test_fsq_matches_the_library_fsq():
 
 def test_library_vq_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="EMA"):
-        build_quantizer(variant_config(BASE, "vqp-ema-kmeans-dead", ema_decay=0.0))
-    with pytest.raises(ValueError, match="codebook_affine"):
-        build_quantizer(variant_config(BASE, "vqp-ema-kmeans-dead", codebook_affine=True))
+        variant_config(BASE, "vqp-ema-kmeans-dead", ema_decay=0.0)
+    with pytest.raises(ValueError, match="has no option affine"):
+        variant_config(BASE, "vqp-ema-kmeans-dead", affine="learned")
     with pytest.raises(ValueError, match="rd_gaussian"):
-        build_quantizer(variant_config(BASE, "vqp-ema-kmeans-dead", codebook_init="rd_gaussian"))
+        variant_config(BASE, "vqp-ema-kmeans-dead", codebook_init="rd_gaussian")
+    with pytest.raises(ValueError, match="EMA"):
+        LibraryVQ(K, D, ema_decay=0.0)
 
 
 def test_gumbel_anneals_its_temperature_and_eval_is_hard():
@@ -364,7 +378,20 @@ def test_soft_temperature_is_learned():
 
 
 @pytest.mark.parametrize(
-    "name", ["vq-ema-kmeans-dead", "vq-rotation", "fsq", "gumbel", "soft", "vqp-ema-kmeans-dead"]
+    "name",
+    [
+        "vq-ema-kmeans-dead",
+        "vq-rotation",
+        "vq-sync",
+        "vq-inplace",
+        "vq-affine-statistics",
+        "fsq",
+        "gumbel",
+        "soft",
+        "soft-std",
+        "soft-gamma-personal",
+        "vqp-ema-kmeans-dead",
+    ],  # fmt: skip
 )
 def test_model_codec_round_trip_is_exact(name):
     model = MMSlim(variant_config(BASE, name))
@@ -391,6 +418,7 @@ def test_resume_is_exact_with_stateful_quantizers(tmp_path):
     fs = load_frames(SAMPLE)
     frames = fs.select(np.isin(fs.subject, fs.subjects()[:4]) & (fs.frame < 1))  # 4 frames
     config = variant_config(BASE, "gumbel", codebook_init="kmeans", dead_code_steps=1)
+    assert config.quantizer == GumbelConfig(codebook_init="kmeans", dead_code_steps=1)
     recipe = TrainConfig.preset("cpu-small", epochs=2, batch_size=2)
     one_epoch = TrainConfig.from_dict({**recipe.to_dict(), "epochs": 1})
     straight = train("amplitude", frames, tmp_path / "a", config, recipe, progress=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmslim.config import ModelConfig, TrainConfig
+from mmslim.config import ModelConfig, TrainConfig, VQConfig
 from mmslim.data.dataset import RadarFrames, load_frames
 from mmslim.data.samples import sample_path
 from mmslim.metrics.image import ssim
@@ -21,7 +21,7 @@ TINY = ModelConfig.preset("tiny")
 # The two-stage runs: k-means codebooks and batches of 2 (12 steps an epoch), so that even these
 # short runs send several codes and the priors of different maps differ (with the reference's
 # +-1/K initialisation every frame maps to one code, and any two priors are equal).
-SPREAD = ModelConfig.preset("tiny", codebook_init="kmeans")
+SPREAD = ModelConfig.preset("tiny", quantizer=VQConfig(codebook_init="kmeans"))
 
 
 def _recipe(**kw) -> TrainConfig:

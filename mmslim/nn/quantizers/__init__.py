@@ -1,11 +1,13 @@
 """Quantizers: the bottleneck of each VQ-VAE branch, one file per family.
 
-Read :mod:`~mmslim.nn.quantizers.vq` first (the shared interface, the gradient tricks and plain
-VQ with its options), then its helpers :mod:`~mmslim.nn.quantizers.codebook_init` and
-:mod:`~mmslim.nn.quantizers.codebook_updates`, the other families
-(:mod:`~mmslim.nn.quantizers.fsq`, :mod:`~mmslim.nn.quantizers.gumbel`, and
-:mod:`~mmslim.nn.quantizers.library`, a wrapped reference), and last
-:mod:`~mmslim.nn.quantizers.zoo`, the registry that builds any of them from a config.
+Read :mod:`~mmslim.nn.quantizers.interface` first (the shared interface and the gradient
+tricks), then :mod:`~mmslim.nn.quantizers.vq` (plain VQ with its options) and its helpers
+:mod:`~mmslim.nn.quantizers.codebook_init`, :mod:`~mmslim.nn.quantizers.codebook_updates` and
+:mod:`~mmslim.nn.quantizers.ste_plus` (VQ-STE++), the other families
+(:mod:`~mmslim.nn.quantizers.fsq`, :mod:`~mmslim.nn.quantizers.gumbel` with
+:mod:`~mmslim.nn.quantizers.soft_discretization`, and :mod:`~mmslim.nn.quantizers.library`, a
+wrapped reference), and last :mod:`~mmslim.nn.quantizers.zoo`, the registry that builds any of
+them from a config.
 """
 
 from mmslim.nn.quantizers.fsq import FSQ

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from mmslim.config import MAX_CODES
-from mmslim.nn.quantizers.vq import Quantizer, straight_through, usage_stats
+from mmslim.nn.quantizers.interface import Quantizer, straight_through, usage_stats
 
 
 def default_levels(num_codes: int) -> tuple[int, ...]:

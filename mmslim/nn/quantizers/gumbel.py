@@ -13,7 +13,9 @@ both are hard (the nearest codeword, as :class:`VectorQuantizer`), so the indice
   samples approach one-hot codes. The code sent in training is the sampled one.
 - :class:`SoftQuantizer`: soft-to-hard vector quantization (Agustsson et al., "Soft-to-Hard Vector
   Quantization for End-to-End Learning Compressible Representations", NeurIPS 2017), without
-  noise, with a learned temperature instead of a hand-made annealing schedule.
+  noise, with a learned temperature instead of a hand-made annealing schedule; options from the
+  soft-discretization fork of vqtorch (semivq): a learned kernel std per channel and a learned
+  offset of the soft output (:mod:`~mmslim.nn.quantizers.soft_discretization`), training only.
 
 Both keep the VQ-VAE commitment and codebook terms on the hard code, which pull the encoder
 outputs toward codewords so that the soft mixture of training and the hard code of inference
@@ -27,6 +29,7 @@ import math
 
 import torch
 
+from mmslim.nn.quantizers.soft_discretization import GammaOffset, LearnedStd
 from mmslim.nn.quantizers.vq import VectorQuantizer, usage_stats, vq_losses
 
 
@@ -34,8 +37,9 @@ class _RelaxedQuantizer(VectorQuantizer):
     """Shared part: softmax weights over the codebook in training, nearest codeword in eval."""
 
     def __init__(self, num_codes: int, code_dim: int, beta: float = 0.25, **options):
-        for name in ("ema_decay", "gradient"):
-            if options.get(name) not in (None, "ste"):
+        plain = {"ema_decay": None, "gradient": "ste", "sync_nu": 0.0, "inplace_lr": 0.0}
+        for name, value in plain.items():
+            if options.get(name, value) != value:
                 raise ValueError(f"{type(self).__name__} has no {name} option")
         super().__init__(num_codes, code_dim, beta, **options)
 
@@ -45,6 +49,19 @@ class _RelaxedQuantizer(VectorQuantizer):
     def weights(self, logits: torch.Tensor) -> torch.Tensor:
         """(N, K) logits -> (N, K) softmax weights used in training."""
         raise NotImplementedError
+
+    def metric(self, z: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, D), (K, D) -> the same, rescaled so that their squared distance gives the logits
+        (unchanged here; a learned per-dimension kernel scale in :class:`SoftQuantizer`)."""
+        return z, codes
+
+    def offset(self, z_soft: torch.Tensor, codes: torch.Tensor) -> torch.Tensor | float:
+        """What is added to the soft output (N, D) in training: nothing here."""
+        return 0.0
+
+    def penalty(self) -> torch.Tensor | float:
+        """A training-only term added to ``info["loss"]``: none here."""
+        return 0.0
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         if not self.training:  # hard: nearest codeword, exactly what lookup() returns
@@ -58,16 +75,18 @@ class _RelaxedQuantizer(VectorQuantizer):
         # In float32 even under autocast: logits are large and close, bfloat16 would merge them.
         with torch.autocast(z.device.type, enabled=False):
             zf, cf = z_flat.float(), codes.float()
+            zs, cs = self.metric(zf, cf)  # (N, D), (K, D)
             # -||z - e||^2 = 2 z.e - ||e||^2 - ||z||^2 (no square root: finite gradient at z = e)
-            logits = torch.addmm((cf * cf).sum(1), zf, cf.t(), alpha=-2.0)  # ||e||^2 - 2 z.e
-            logits = -(logits + (zf * zf).sum(1, keepdim=True))  # (N, K)
+            logits = torch.addmm((cs * cs).sum(1), zs, cs.t(), alpha=-2.0)  # ||e||^2 - 2 z.e
+            logits = -(logits + (zs * zs).sum(1, keepdim=True))  # (N, K)
             p = self.weights(logits)  # (N, K)
             z_soft = p @ cf  # (N, D)
+            z_soft = z_soft + self.offset(z_soft, cf)  # (N, D)
         indices = p.argmax(dim=1).reshape(b, h, w)  # (B, h, w) the code that would be sent
         z_soft = z_soft.reshape(b, h, w, d).permute(0, 3, 1, 2)  # (B, D, h, w)
         codebook_loss, commitment_loss = vq_losses(z, self.lookup(indices), self.beta)
         info = {
-            "loss": codebook_loss + commitment_loss,
+            "loss": codebook_loss + commitment_loss + self.penalty(),
             "codebook_loss": codebook_loss,
             "commitment_loss": commitment_loss,
             "temperature": self.temperature().detach(),
@@ -131,25 +150,57 @@ class SoftQuantizer(_RelaxedQuantizer):
     Args:
         num_codes, code_dim, beta: as :class:`VectorQuantizer`.
         tau: initial temperature; ``log(tau)`` is a parameter, learned with the codebook.
+        learnable_std: a learned kernel scale per latent channel (semivq's approach 1,
+            :class:`~mmslim.nn.quantizers.soft_discretization.LearnedStd`), penalised by
+            ``alter_penalty`` (``"none"``, ``"unit"``, ``"spread"``) times ``penalty_weight``.
+        learnable_gamma: a learned offset added to the soft output (semivq's approaches 2 and 3,
+            :class:`~mmslim.nn.quantizers.soft_discretization.GammaOffset`), ``gamma_policy``
+            ``"shared"`` or ``"personalize"``.
         **options: codebook options of :class:`VectorQuantizer` (init, dead_code_threshold,
             affine, seed).
+
+    The std and gamma act in training only: eval mode is the nearest codeword.
 
     Shapes: as :class:`~mmslim.nn.quantizers.Quantizer`; info adds ``temperature``.
     """
 
     def __init__(
-        self, num_codes: int, code_dim: int, beta: float = 0.25, tau: float = 1.0, **options
+        self,
+        num_codes: int,
+        code_dim: int,
+        beta: float = 0.25,
+        tau: float = 1.0,
+        *,
+        learnable_std: bool = False,
+        alter_penalty: str = "none",
+        penalty_weight: float = 0.01,
+        learnable_gamma: bool = False,
+        gamma_policy: str = "shared",
+        **options,
     ):
         if tau <= 0:
             raise ValueError(f"tau must be > 0, got {tau}")
+        if alter_penalty != "none" and not learnable_std:
+            raise ValueError("alter_penalty penalises the learned std: set learnable_std=True")
         super().__init__(num_codes, code_dim, beta, **options)
         self.log_tau = torch.nn.Parameter(torch.tensor(math.log(tau)))
+        self.std = LearnedStd(code_dim, alter_penalty, penalty_weight) if learnable_std else None
+        self.gamma = GammaOffset(num_codes, code_dim, gamma_policy) if learnable_gamma else None
 
     def temperature(self) -> torch.Tensor:
         return self.log_tau.exp()
 
     def weights(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits / self.temperature(), dim=1)
+
+    def metric(self, z: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (z, codes) if self.std is None else self.std.scale(z, codes)
+
+    def offset(self, z_soft: torch.Tensor, codes: torch.Tensor) -> torch.Tensor | float:
+        return 0.0 if self.gamma is None else self.gamma(z_soft, codes)
+
+    def penalty(self) -> torch.Tensor | float:
+        return 0.0 if self.std is None else self.std.penalty()
 
 
 __all__ = ["GumbelQuantizer", "SoftQuantizer"]

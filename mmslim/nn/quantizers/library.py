@@ -20,17 +20,18 @@ Why only this one is wrapped, and the rest is our own:
   Gumbel-softmax of Jang et al. and the learned-temperature soft quantizer we compare are not
   among its options.
 
-Config fields map to the library's arguments; the library always learns its codebook by EMA:
+The fields of :class:`~mmslim.config.LibraryVQConfig` map to the library's arguments; the library
+always learns its codebook by EMA:
 
 ================================  ================================================
-``ema_decay`` (required, > 0)     ``decay``
+``ema_decay`` (in (0, 1))         ``decay``
 ``codebook_init`` uniform/kmeans  the library's own random initialisation / ``kmeans_init``
-``dead_code_steps > 0``           ``threshold_ema_dead_code=2`` (a code whose EMA usage
+``dead_code``                     ``threshold_ema_dead_code=2`` (a code whose EMA usage
                                   count falls below 2 is re-seeded: a different rule
                                   from ours, which counts unused steps)
-``vq_gradient`` ste/rotation      ``rotation_trick`` off/on
-``codebook_affine``               refused (see below)
-``beta``                          ``commitment_weight``
+``gradient`` ste/rotation         ``rotation_trick`` off/on
+(no affine option)                see below
+``ModelConfig.beta``              ``commitment_weight``
 ================================  ================================================
 
 The library's ``affine_param`` is not offered: with it, in 1.32.0, ``get_output_from_indices``
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 import torch
 
-from mmslim.nn.quantizers.vq import Quantizer, usage_stats
+from mmslim.nn.quantizers.interface import Quantizer, usage_stats
 
 LIBRARY = "vector-quantize-pytorch"
 

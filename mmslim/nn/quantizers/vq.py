@@ -1,20 +1,15 @@
-"""Vector quantizers: the bottleneck of each VQ-VAE branch.
+"""Vector quantization: :class:`VectorQuantizer`, plain VQ with the literature's fixes as options.
 
-Every quantizer subclasses :class:`Quantizer` and shares one interface, so that the branches,
-the codec and the notebooks work with any of them:
-
-    z_q, indices, info = quantizer(z)      # z: (B, D, h, w) float
-    z_q = quantizer.lookup(indices)         # indices: (B, h, w) int64 -> (B, D, h, w)
-
-Here: the interface and :class:`VectorQuantizer`, plain VQ whose options (flags, off by default)
-are the literature's fixes: data-dependent codebook initialisation, EMA codebook updates,
-dead-code replacement, the rotation trick, an affine codebook. Other families live next door:
+The interface every quantizer shares (``forward(z) -> (z_q, indices, info)``, ``lookup``) and the
+gradient tricks live in :mod:`~mmslim.nn.quantizers.interface` (re-exported here). The options of
+:class:`VectorQuantizer` are flags, off by default: data-dependent codebook initialisation
+(:mod:`~mmslim.nn.quantizers.codebook_init`), EMA codebook updates and dead-code replacement
+(:mod:`~mmslim.nn.quantizers.codebook_updates`), the rotation trick, an affine codebook (learned,
+or from running statistics), and VQ-STE++'s synchronized update and alternated optimisation
+(Huh et al., ICML 2023; :mod:`~mmslim.nn.quantizers.ste_plus`). Other families live next door:
 :mod:`mmslim.nn.quantizers.fsq`, :mod:`mmslim.nn.quantizers.gumbel` (Gumbel-softmax and soft
-quantisation);
-:mod:`mmslim.nn.quantizers.zoo` builds any of them from a :class:`~mmslim.config.ModelConfig`.
-
-The gradient tricks are small pure functions with their own tests: :func:`straight_through`,
-:func:`rotation_trick`, :func:`vq_losses`, :func:`perplexity`.
+quantisation); :mod:`mmslim.nn.quantizers.zoo` builds any of them from a
+:class:`~mmslim.config.ModelConfig`.
 
 Reference: van den Oord et al., "Neural Discrete Representation Learning" (VQ-VAE), NeurIPS 2017.
 """
@@ -25,86 +20,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmslim.config import VQ_GRADIENTS
+from mmslim.config import AFFINE_MODES, VQ_GRADIENTS
 from mmslim.nn.quantizers import codebook_updates as updates
+from mmslim.nn.quantizers import ste_plus
 from mmslim.nn.quantizers.codebook_init import INITS, init_codebook_shared
+from mmslim.nn.quantizers.interface import (
+    Quantizer,
+    code_counts,
+    perplexity,
+    rotation_trick,
+    straight_through,
+    usage_stats,
+    vq_losses,
+)
 from mmslim.training.distributed import total_rows
 
 GRADIENTS = VQ_GRADIENTS  # VectorQuantizer(gradient=...); names defined in mmslim.config
-
-
-def straight_through(z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
-    """Forward the value of ``z_q``, backward the gradient to ``z`` unchanged.
-
-    The textbook form is ``z + (z_q - z).detach()``; this one, ``z_q.detach() + (z - z.detach())``,
-    has the same gradient (identity to ``z``, nothing to ``z_q``) but its value is exactly
-    ``z_q`` (``z - z.detach()`` is exactly zero), not ``z_q`` up to rounding. That makes the
-    decoder see bit for bit the codewords that :meth:`Quantizer.lookup` returns to a receiver.
-
-    Shapes: any, ``z`` and ``z_q`` alike.
-    """
-    return z_q.detach() + (z - z.detach())
-
-
-def rotation_trick(z: torch.Tensor, z_q: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """Forward the value of ``z_q``; backward through a rotation and rescaling of ``z`` to it.
-
-    Fifty et al., "Restructuring Vector Quantization with the Rotation Trick" (ICLR 2025): write
-    ``z_q = lambda R z`` with R the rotation (Householder form) taking ``z / |z|`` to
-    ``z_q / |z_q|`` and ``lambda = |z_q| / |z|``, both treated as constants. The gradient reaching
-    ``z`` is ``lambda R^T g`` instead of straight-through's ``g``: it keeps the angle between the
-    gradient and the codeword, so encoder outputs in one code's cell get different updates
-    depending on where in the cell they lie. As in :func:`straight_through`, the value is exactly
-    ``z_q``, and nothing flows to ``z_q``.
-
-    Shapes: ``z`` and ``z_q`` alike, vectors along ``dim`` (e.g. (B, D, h, w), dim 1).
-    """
-    eps = 1e-12
-    z_d, q_d = z.detach(), z_q.detach()
-    norm_z = z_d.norm(dim=dim, keepdim=True).clamp(min=eps)  # (B, 1, h, w)
-    norm_q = q_d.norm(dim=dim, keepdim=True)
-    u = z_d / norm_z  # unit vectors (B, D, h, w)
-    q = q_d / norm_q.clamp(min=eps)
-    w = u + q
-    w = w / w.norm(dim=dim, keepdim=True).clamp(min=eps)
-    # R z = z - 2 (w.z) w + 2 (u.z) q, with u, q, w constants.
-    rotated = z - 2 * (z * w).sum(dim, keepdim=True) * w + 2 * (z * u).sum(dim, keepdim=True) * q
-    rotated = rotated * (norm_q / norm_z)
-    return z_q.detach() + (rotated - rotated.detach())
-
-
-def vq_losses(
-    z: torch.Tensor, z_q: torch.Tensor, beta: float = 0.25
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two VQ-VAE terms, as mean squared errors (scalars).
-
-    Returns ``(codebook_loss, commitment_loss)``:
-
-    - ``codebook_loss = ||sg[z] - z_q||^2`` moves the chosen codewords toward the encoder outputs;
-    - ``commitment_loss = beta * ||z - sg[z_q]||^2`` keeps the encoder outputs near their codewords.
-
-    ``sg`` is stop-gradient. The reference release swapped the two stop-gradients (beta weighed the
-    codebook term); this is the form of the VQ-VAE paper.
-
-    Shapes: ``z`` and ``z_q`` alike, e.g. (B, D, h, w).
-    """
-    codebook_loss = F.mse_loss(z_q, z.detach())
-    commitment_loss = beta * F.mse_loss(z, z_q.detach())
-    return codebook_loss, commitment_loss
-
-
-def perplexity(counts: torch.Tensor) -> torch.Tensor:
-    """exp(entropy) of the code-usage distribution: K when all K codes are used equally, 1 when
-    one code is used.
-
-    Args:
-        counts: (K,) how often each code was chosen (any non-negative numbers).
-
-    Returns: a scalar float tensor.
-    """
-    p = counts.float() / counts.sum().clamp(min=1)
-    entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()  # 0 log 0 = 0
-    return torch.exp(entropy)
 
 
 def search_tables(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,53 +79,22 @@ class CodewordSearch(nn.Module):
         return nearest_codeword(z, self.neg2_codes_t, self.norms)
 
 
-class Quantizer(nn.Module):
-    """Interface shared by every quantizer.
-
-    Attributes:
-        num_codes: K, number of discrete symbols per latent position (indices lie in [0, K)).
-        code_dim: D, channels of the latent vectors it quantizes.
-
-    ``forward(z)`` takes ``z: (B, D, h, w)`` float and returns ``(z_q, indices, info)``:
-
-    - ``z_q: (B, D, h, w)`` quantized latents, with the gradient passed on to ``z``;
-    - ``indices: (B, h, w)`` int64, what is transmitted;
-    - ``info``: a dict with at least ``loss`` (scalar, to add to the training loss; it may be a
-      zero tensor for quantizers without an auxiliary loss), ``perplexity`` (scalar), ``counts``
-      ((K,) code usage in the batch) and ``dead_share`` (scalar, share of codes unused in the
-      batch).
-
-    ``lookup(indices)`` maps ``(B, h, w)`` int64 back to ``(B, D, h, w)``; in eval mode it equals
-    ``forward``'s ``z_q`` for the same indices exactly, which is what a receiver relies on.
-    """
-
-    num_codes: int
-    code_dim: int
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        raise NotImplementedError
-
-    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-
-def code_counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
-    """How often each code occurs in ``indices`` (any shape, ints in [0, K)) -> (K,) int64."""
-    return torch.bincount(indices.reshape(-1).long(), minlength=num_codes)
-
-
-def usage_stats(indices: torch.Tensor, num_codes: int) -> dict[str, torch.Tensor]:
-    """Code usage of a batch: ``counts`` (K,) int64, ``perplexity`` and ``dead_share`` scalars.
-
-    Args:
-        indices: any shape, int64 in [0, num_codes).
-    """
-    counts = code_counts(indices, num_codes)  # (K,)
-    return {
-        "counts": counts,
-        "perplexity": perplexity(counts),
-        "dead_share": (counts == 0).float().mean(),
-    }
+def _check_ste_plus(sync_nu, inplace_lr, ema_decay, gradient, affine) -> None:
+    """Refuse VQ-STE++ options that cannot act together (see :mod:`.ste_plus`)."""
+    if sync_nu < 0 or inplace_lr < 0:
+        raise ValueError(f"sync_nu and inplace_lr must be >= 0, got {sync_nu}, {inplace_lr}")
+    if sync_nu and (ema_decay is not None or inplace_lr or gradient != "ste"):
+        raise ValueError(
+            "sync_nu passes the decoder's gradient to a codebook learned by gradient through "
+            "the straight-through estimator: use it with ema_decay=None, inplace_lr=0 and "
+            "gradient='ste'"
+        )
+    if inplace_lr and (ema_decay is not None or affine == "learned"):
+        raise ValueError(
+            "inplace_lr moves the codebook by its own step: not with ema_decay (another "
+            "codebook update) nor affine='learned' (it would get no gradient); "
+            "affine='statistics' works"
+        )
 
 
 class VectorQuantizer(Quantizer):
@@ -216,9 +116,19 @@ class VectorQuantizer(Quantizer):
             encoder outputs of the current batch (Dhariwal et al., "Jukebox", 2020).
         gradient: ``"ste"`` (straight-through, VQ-VAE paper) or ``"rotation"`` (Fifty et al.,
             "Restructuring Vector Quantization with the Rotation Trick", ICLR 2025).
-        affine: codewords ``e_k * scale + shift`` with a learned (D,) scale and shift shared by
-            all codes (Huh et al., "Straightening Out the Straight-Through Estimator", ICML 2023),
-            so that the whole codebook can follow the encoder outputs' statistics at once.
+        affine: ``"none"``; ``"learned"``: codewords ``e_k * scale + shift`` with a learned
+            (D,) scale and shift shared by all codes (Huh et al., "Straightening Out the
+            Straight-Through Estimator", ICML 2023), so that the whole codebook can follow the
+            encoder outputs' statistics at once; ``"statistics"``: the same map computed from
+            running statistics of the encoder outputs and the codebook instead of learned
+            (:mod:`~mmslim.nn.quantizers.ste_plus`).
+        sync_nu: 0, or the synchronized update of Huh et al. 2023: the codewords also receive
+            ``sync_nu`` times the decoder's gradient (needs a codebook learned by gradient and
+            ``gradient="ste"``).
+        inplace_lr: 0, or alternated optimisation (Huh et al. 2023): in each training forward
+            the codebook first takes its own SGD step (momentum 0.9, this learning rate) on the
+            codebook term, then the decoder sees the updated codewords; the codebook is then a
+            buffer, and the codebook term is only reported.
         seed: seeds the random draws of dead-code replacement and initialisation (each step's
             draw is seeded from ``seed`` and the step counter, so a resumed run repeats them).
 
@@ -250,7 +160,9 @@ class VectorQuantizer(Quantizer):
         ema_decay: float | None = None,
         dead_code_threshold: int = 0,
         gradient: str = "ste",
-        affine: bool = False,
+        affine: str = "none",
+        sync_nu: float = 0.0,
+        inplace_lr: float = 0.0,
         seed: int = 0,
     ):
         super().__init__()
@@ -260,30 +172,42 @@ class VectorQuantizer(Quantizer):
             raise ValueError(f"unknown gradient {gradient!r}; choose one of {GRADIENTS}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in (0, 1), got {ema_decay}")
-        if ema_decay is not None and affine:
+        if affine not in AFFINE_MODES:
+            raise ValueError(f"unknown affine {affine!r}; choose one of {AFFINE_MODES}")
+        if ema_decay is not None and affine != "none":
             raise ValueError("affine needs a codebook learned by gradient; use ema_decay=None")
         if dead_code_threshold < 0:
             raise ValueError(f"dead_code_threshold must be >= 0, got {dead_code_threshold}")
+        _check_ste_plus(sync_nu, inplace_lr, ema_decay, gradient, affine)
         self.num_codes = num_codes
         self.code_dim = code_dim
         self.beta = beta
         self.init, self.ema_decay, self.gradient = init, ema_decay, gradient
         self.dead_code_threshold, self.affine, self.seed = dead_code_threshold, affine, seed
+        self.sync_nu, self.inplace_lr = sync_nu, inplace_lr
         self.codebook = nn.Embedding(num_codes, code_dim)  # weight: (K, D)
         nn.init.uniform_(self.codebook.weight, -1.0 / num_codes, 1.0 / num_codes)
-        if ema_decay is not None:
-            # The codebook moves by EMA, not by the optimiser: make its weight a buffer, so that
-            # it stays out of parameters() (and of the optimiser) but in the state_dict.
+        if ema_decay is not None or inplace_lr > 0:
+            # The codebook moves by EMA or its own step, not by the optimiser: make its weight a
+            # buffer, so that it stays out of parameters() (and of the optimiser) but in the
+            # state_dict.
             weight = self.codebook.weight.detach().clone()
             del self.codebook.weight
             self.codebook.register_buffer("weight", weight)
+        if inplace_lr > 0:
+            self.register_buffer("inplace_momentum", torch.zeros(num_codes, code_dim))  # (K, D)
+        if ema_decay is not None:
             # Start as if every code had seen one vector equal to itself: an unused code then
             # stays put instead of being divided by a near-zero cluster size.
             self.register_buffer("cluster_size", torch.ones(num_codes))  # (K,)
             self.register_buffer("embed_sum", weight.clone())  # (K, D)
-        if affine:
+        if affine == "learned":
             self.affine_scale = nn.Parameter(torch.ones(code_dim))  # (D,)
             self.affine_shift = nn.Parameter(torch.zeros(code_dim))  # (D,)
+        if affine == "statistics":  # rows: mean, var of the encoder outputs; of the codebook
+            stats = torch.tensor([0.0, 1.0, 0.0, 1.0]).repeat_interleave(code_dim)
+            self.register_buffer("affine_stats", stats.view(4, code_dim))  # (4, D): identity
+            self.register_buffer("affine_stats_ready", torch.tensor(False))
         if init != "uniform":
             self.register_buffer("initialized", torch.tensor(False))
             self._init_pool: list[torch.Tensor] = []  # first batches' vectors, not saved
@@ -296,9 +220,16 @@ class VectorQuantizer(Quantizer):
 
     def codes(self) -> torch.Tensor:
         """The (K, D) codewords as used: the codebook, scaled and shifted when ``affine``."""
-        if self.affine:
-            return self.codebook.weight * self.affine_scale + self.affine_shift
-        return self.codebook.weight
+        return self._affine(self.codebook.weight)
+
+    def _affine(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw codewords (K, D) -> codewords as used."""
+        if self.affine == "learned":
+            return raw * self.affine_scale + self.affine_shift
+        if self.affine == "statistics":
+            scale, shift = ste_plus.affine_from_statistics(*self.affine_stats)
+            return raw * scale + shift
+        return raw
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Index of the nearest codeword: (B, D, h, w) float -> (B, h, w) int64."""
@@ -328,7 +259,12 @@ class VectorQuantizer(Quantizer):
     @torch.no_grad()
     def prepare(self, flat: torch.Tensor) -> None:
         """Before quantizing a training batch ``flat`` (N, D): data-dependent initialisation,
-        then re-seeding of dead codes from this batch (of every rank's, under ``torchrun``)."""
+        then re-seeding of dead codes from this batch (of every rank's, under ``torchrun``).
+        With ``affine="statistics"``, the running statistics take this batch in first."""
+        if self.affine == "statistics":
+            ste_plus.update_statistics(self.affine_stats, flat, self.codebook.weight,
+                                       first=not bool(self.affine_stats_ready))  # fmt: skip
+            self.affine_stats_ready.fill_(True)
         if self.init != "uniform" and not bool(self.initialized):
             self._init_pool.append(flat.detach().float())
             pool = torch.cat(self._init_pool)  # (n, D)
@@ -352,9 +288,14 @@ class VectorQuantizer(Quantizer):
         equal ``vectors`` (M, D); with EMA, restart their statistics from them."""
         which = which.to(self.codebook.weight.device)
         vectors = vectors.to(self.codebook.weight)
-        if self.affine:  # store the raw vector whose scaled and shifted version is ``vectors``
+        if self.affine == "learned":  # the raw vector whose scaled, shifted version is ``vectors``
             vectors = (vectors - self.affine_shift) / self.affine_scale
+        elif self.affine == "statistics":
+            scale, shift = ste_plus.affine_from_statistics(*self.affine_stats)
+            vectors = (vectors - shift) / scale
         self.codebook.weight[which] = vectors
+        if self.inplace_lr > 0:
+            self.inplace_momentum[which] = 0.0
         if self.ema_decay is not None:
             self.cluster_size[which] = 1.0
             self.embed_sum[which] = vectors
@@ -387,11 +328,14 @@ class VectorQuantizer(Quantizer):
             self.prepare(flat)
         with torch.no_grad():
             indices = self.nearest(z)  # (B, h, w)
+        if self.training and self.inplace_lr > 0:  # the codebook's own step comes first
+            ste_plus.inplace_sgd_step(self.codebook.weight, self.inplace_momentum, self._affine,
+                                      flat, indices.reshape(-1), self.inplace_lr)  # fmt: skip
         z_q = self.lookup(indices)  # (B, D, h, w), carries the gradient to the codebook
         codebook_loss, commitment_loss = vq_losses(z, z_q, self.beta)
-        if self.ema_decay is None:
+        if self.ema_decay is None and self.inplace_lr == 0:
             loss = codebook_loss + commitment_loss
-        else:  # the codebook follows the EMA; its loss is only reported
+        else:  # the codebook follows the EMA or its own step; its loss is only reported
             loss, codebook_loss = commitment_loss, codebook_loss.detach()
         info = {
             "loss": loss,
@@ -403,12 +347,15 @@ class VectorQuantizer(Quantizer):
             self.update(flat, indices)
         if self.training and self.gradient == "rotation":  # same value, another gradient
             return rotation_trick(z, z_q), indices, info
+        if self.sync_nu:  # same value, and nu times the gradient reaches the codewords
+            return ste_plus.synchronized_straight_through(z, z_q, self.sync_nu), indices, info
         return straight_through(z, z_q), indices, info
 
     def extra_repr(self) -> str:
         options = [f"num_codes={self.num_codes}", f"code_dim={self.code_dim}", f"beta={self.beta}"]
         defaults = {"init": "uniform", "ema_decay": None, "dead_code_threshold": 0,
-                    "gradient": "ste", "affine": False}  # fmt: skip
+                    "gradient": "ste", "affine": "none", "sync_nu": 0.0,
+                    "inplace_lr": 0.0}  # fmt: skip
         options += [
             f"{k}={getattr(self, k)!r}" for k, v in defaults.items() if getattr(self, k) != v
         ]
