@@ -195,7 +195,7 @@ def cli_cases(f: dict[str, Path], checkpoint: Path) -> list[Case]:
         ("random.mmsl", "not an mmslim file"),
         ("truncated.mmsl", "checksum"),
         ("flipped.mmsl", "not an mmslim file"),
-        ("v1.mmsl", "predates format 2"),
+        ("v1.mmsl", "predates format 3"),
         ("tagged.mmsl", "hmac tag"),
         ("small.mmsl", "frame_shape"),
         ("folder", "is a folder"),

@@ -1,10 +1,11 @@
 """What a thin, lossy link does to mmSlim: previews from the coarse grid, and lost fine indices.
 
-- **Preview** (layered decoding): the coarse grid alone, ANS-coded as a segment of its own,
-  decodes to a preview (:meth:`mmslim.nn.MMSlim.decode_preview`). Reported: its share of a
-  frame's bytes and its radar metrics. The ``.mmsl`` format still codes both grids in one ANS
-  stream, fine grid first, so a receiver cannot yet stop after the coarse bytes; the sizes here
-  are those of a coarse-first layout.
+- **Preview** (layered decoding): an ANS frame starts with the coarse grid's stream
+  (:mod:`mmslim.codec.frames`), which alone decodes to a preview
+  (:meth:`mmslim.codec.frames.FrameCoder.decode_coarse`, then
+  :meth:`mmslim.nn.MMSlim.decode_preview`). Reported: the bytes a receiver needs for it (the
+  length field and the coarse stream of the real frame strings), their share of the frame, and
+  the preview's radar metrics.
 - **Lost indices**: random square patches of the fine grid (2 x 2 indices, 8 x 8 map cells)
   are marked missing until a share of it is gone, and decoded with the most likely code
   (:meth:`mmslim.nn.MMSlim.decode_with_missing`). Reported: radar metrics against the share lost.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmslim.codec.ans import ans_encode_segments, categorical_model
+from mmslim.codec.frames import LO_WORDS, FrameCoder
 from mmslim.codec.maps import compress_maps, encode_maps
 from mmslim.data.dataset import FrameSet, denormalize, normalize
 from mmslim.metrics.radar import amplitude_metrics
@@ -44,10 +45,11 @@ def link_bench(model, frames: FrameSet, shares=(0.0, 0.1, 0.3, 0.5)) -> list[dic
     hi, lo = encode_maps(model, x01[:, None], None)
     hi, lo = torch.from_numpy(hi), torch.from_numpy(lo)
     frame_bytes = len(compress_maps(model, maps, "amplitude")) / len(maps)
-    lo_model = categorical_model(model.prior.probs("lo"))
-    preview_bytes = np.mean(
-        [len(ans_encode_segments([(g.reshape(-1), lo_model)])) for g in lo.numpy()]
-    )
+    coder = FrameCoder("ans", model.prior)
+    strings = [coder.encode(h, c) for h, c in zip(hi.numpy(), lo.numpy(), strict=True)]
+    firsts = [s[: LO_WORDS.size + 4 * LO_WORDS.unpack_from(s)[0]] for s in strings]
+    preview_bytes = np.mean([len(f) for f in firsts])  # what the receiver needs of each frame
+    lo = torch.from_numpy(np.stack([coder.decode_coarse(f, lo.shape[1:]) for f in firsts]))
 
     def physical(x_hat):
         return denormalize(x_hat[:, 0].clamp(0, 1), vmin, vmax).numpy()

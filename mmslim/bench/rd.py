@@ -70,7 +70,7 @@ class Method:
 
 
 def model_method(
-    name: str, family: str, model, kind: str, frame_shape=FRAME_SHAPE, floor: str = "smooth"
+    name: str, family: str, model, kind: str, frame_shape=FRAME_SHAPE, floor: str = "none"
 ) -> Method:
     """mmSlim (or an ablation) through the real file path; ``frame_shape`` (H, W) is what the
     receiver expects (another scenario's radar makes other maps); ``floor``: what the receiver
@@ -268,12 +268,12 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
                     continue
                 model, state = load_model(paths[kind], kind)
                 rate_weight = state.get("train_config", {}).get("rate_weight", 0.0)
-                # The shipped model's receiver also without its floor, and with noise filling.
-                other = ("none", "noise") if i == 0 and kind == "amplitude" else ()
-                for floor in ("smooth", *other):
-                    label = name if floor == "smooth" else f"{name} floor={floor}"
+                # The main model's receiver also with a smoothed floor and with noise filling.
+                other = ("smooth", "noise") if i == 0 and kind == "amplitude" else ()
+                for floor in ("none", *other):
+                    label = name if floor == "none" else f"{name} floor={floor}"
                     method = model_method(
-                        label, family if floor == "smooth" else "ablation", model, kind,
+                        label, family if floor == "none" else "ablation", model, kind,
                         val.amplitude.shape[1:], floor,
                     )  # fmt: skip
                     method.setting += f" lambda={rate_weight:g}"

@@ -168,10 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--floor",
-        default="smooth",
+        default="none",
         choices=FLOOR_MODES,
-        help="amplitude maps' noise floor: its local median (default), plus seeded noise "
-        "texture, or as decoded (none)",
+        help="amplitude maps' noise floor: as decoded (default), its local median (smooth), "
+        "or that plus seeded noise texture (noise)",
     )
     s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the receiver")
     s.set_defaults(func=_decompress)

@@ -6,7 +6,7 @@ normalise the map to [0, 1]. :mod:`mmslim.codec.frames` turns each frame's grids
 one of three modes (``"fixed"``, ``"huffman"``, ``"ans"``); this module wraps the strings in a
 file.
 
-File layout, format 2 (all integers little-endian)::
+File layout, format 3 (all integers little-endian)::
 
     offset       size          field
     0            4             magic b"MMSL"

@@ -11,12 +11,16 @@ Byte layouts::
     fixed    bits of hi then lo, ceil(log2 K) bits per index, MSB first, zero-padded to a byte
     huffman  Huffman table of hi, table of lo (see mmslim.codec.prefix), then the codewords of
              hi then lo, MSB first, zero-padded to a byte
-    ans      one ANS stream (little-endian uint32 words) holding hi then lo, each coded with its
-             branch's probabilities from the prior
+    ans      the coarse grid first: a uint16 (little-endian) count of the 32-bit words of lo's
+             ANS stream, that stream, then hi's ANS stream to the end; each grid coded with its
+             branch's probabilities from the prior. A receiver that has only the first bytes of
+             a frame decodes the coarse grid alone (:meth:`FrameCoder.decode_coarse`) to a
+             preview (layered decoding); the two streams cost ~6 bytes more than one.
 
 Bounds before work: :func:`payload_bounds` gives the shortest and longest string a frame of n
 indices can have in each mode (fixed: exactly ``ceil(n ceil(log2 K) / 8)`` bytes; Huffman: two
-tables plus 1 to 15 bits per index; ANS: at most 24 bits per index plus 64); a string outside them
+tables plus 1 to 15 bits per index; ANS: 2 bytes plus, per stream, at most 24 bits per index plus
+64); a string outside them
 is refused before it is decoded, and every decoder then consumes exactly its string. A frame
 string carries no checksum of its own: ``decode_frames`` checks its structure but cannot detect
 all corruption (the file's CRC does, :mod:`mmslim.codec.container`).
@@ -25,6 +29,7 @@ all corruption (the file's CRC does, :mod:`mmslim.codec.container`).
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 
@@ -39,6 +44,7 @@ from mmslim.codec.prior import IndexPrior, check_indices
 from mmslim.config import BRANCHES, CODING_MODES, MAX_CODES
 
 MAX_INDICES_PER_FRAME = 1 << 20  # bounds memory when a hostile header claims huge grids
+LO_WORDS = struct.Struct("<H")  # ans frames: 32-bit words of the coarse stream, which comes first
 
 
 class BitstreamError(ValueError):
@@ -65,7 +71,7 @@ def payload_bounds(mode: str, n_hi: int, n_lo: int, num_codes: int) -> tuple[int
         tables_max = sum(bitmap + math.ceil(min(num_codes, m) / 2) for m in (n_hi, n_lo))
         return tables_min + math.ceil(n / 8), tables_max + math.ceil(prefix.MAX_CODE_LENGTH * n / 8)
     if mode == "ans":
-        return 0, max_payload_bytes(n)
+        return LO_WORDS.size, LO_WORDS.size + max_payload_bytes(n_lo) + max_payload_bytes(n_hi)
     raise ValueError(f"mode must be one of {CODING_MODES}, got {mode!r}")
 
 
@@ -134,8 +140,10 @@ class FrameCoder:
         """hi: (h1, w1), lo: (h2, w2) int in [0, K) -> frame string."""
         hi = check_indices(hi, self.num_codes, "indices_hi").reshape(-1)  # (h1*w1,)
         lo = check_indices(lo, self.num_codes, "indices_lo").reshape(-1)  # (h2*w2,)
-        if self.mode == "ans":
-            return ans_encode_segments([(hi, self.models[0]), (lo, self.models[1])])
+        if self.mode == "ans":  # coarse first: a preview needs only the first bytes
+            coarse = ans_encode_segments([(lo, self.models[1])])
+            fine = ans_encode_segments([(hi, self.models[0])])
+            return LO_WORDS.pack(len(coarse) // 4) + coarse + fine
         if self.mode == "fixed":
             return prefix.encode_segments([(hi, self.fixed), (lo, self.fixed)])
         return prefix.encode_with_tables([hi, lo], self.num_codes)
@@ -155,7 +163,9 @@ class FrameCoder:
                 f"take {shortest} to {longest} bytes"
             )
         if self.mode == "ans":
-            hi, lo = ans_decode_segments(data, [(self.models[0], n_hi), (self.models[1], n_lo)])
+            coarse, fine = self._ans_streams(data, n_lo)
+            (lo,) = ans_decode_segments(coarse, [(self.models[1], n_lo)])
+            (hi,) = ans_decode_segments(fine, [(self.models[0], n_hi)])
         elif self.mode == "fixed":
             hi, lo = prefix.decode_segments(data, [(self.fixed, n_hi), (self.fixed, n_lo)])
         else:
@@ -164,6 +174,32 @@ class FrameCoder:
             if x.size and (x.min() < 0 or x.max() >= self.num_codes):
                 raise ValueError(f"decoded index out of range [0, {self.num_codes})")
         return hi.reshape(shape_hi), lo.reshape(shape_lo)  # (h1, w1), (h2, w2)
+
+    def decode_coarse(self, data: bytes, shape_lo) -> np.ndarray:
+        """The coarse grid (h2, w2) int64 of an ANS frame string from its first bytes only:
+        ``data`` may stop anywhere after the coarse stream (layered decoding)."""
+        if self.mode != "ans":
+            raise ValueError(f"layered decoding needs ans frames; these are {self.mode}")
+        n_lo = math.prod(shape_lo)
+        if len(data) < LO_WORDS.size:
+            raise ValueError(f"{len(data)} bytes: not even the coarse stream's length")
+        (words,) = LO_WORDS.unpack_from(data)
+        if len(data) < LO_WORDS.size + 4 * words:
+            raise ValueError(f"{len(data)} bytes: the coarse stream needs {4 * words} more")
+        coarse = data[LO_WORDS.size : LO_WORDS.size + 4 * words]
+        return ans_decode_segments(coarse, [(self.models[1], n_lo)])[0].reshape(shape_lo)
+
+    @staticmethod
+    def _ans_streams(data: bytes, n_lo: int) -> tuple[bytes, bytes]:
+        """Split an ANS frame string into its coarse and fine streams (bounds checked)."""
+        (words,) = LO_WORDS.unpack_from(data)
+        end = LO_WORDS.size + 4 * words
+        if 4 * words > max_payload_bytes(n_lo) or end > len(data):
+            raise ValueError(
+                f"coarse ANS stream of {4 * words} bytes does not fit: {n_lo} indices take at "
+                f"most {max_payload_bytes(n_lo)}, the frame has {len(data) - LO_WORDS.size}"
+            )
+        return data[LO_WORDS.size : end], data[end:]
 
 
 __all__ = [

@@ -21,7 +21,7 @@ from mmslim.codec.frames import BitstreamError
 from mmslim.config import CODING_MODES, KINDS, MAX_CODES
 
 MAGIC = b"MMSL"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SIDE_DTYPES = {"float32": "<f4", "float16": "<f2"}
 HEADER = struct.Struct("<4sBBBBB3s8sIII2H4H")  # magic … grid shapes: 44 bytes
 SEQUENCE, LENGTH = struct.Struct("<H"), struct.Struct("<I")  # per-frame fields around the side info
@@ -169,10 +169,11 @@ def _check_version(version: int) -> None:
             f"file format version {version} is newer than this mmslim reads "
             f"({FORMAT_VERSION}): upgrade mmslim"
         )
-    elif version == 1:
+    elif version in (1, 2):
         message = (
-            "file is in format 1, which predates format 2 (frame sequence numbers, a new "
-            "model fingerprint); re-compress the maps with the model (`mmslim compress`)"
+            f"file is in format {version}, which predates format 3 (format 2: frame sequence "
+            "numbers, a new model fingerprint; format 3: the coarse grid first in ANS frames); "
+            "re-compress the maps with the model (`mmslim compress`)"
         )
     else:
         message = f"unknown file format version {version}"

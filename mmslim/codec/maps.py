@@ -180,7 +180,7 @@ def decompress_maps(
     frame_shape: tuple[int, int] = FRAME_SHAPE,
     key: bytes | None = None,
     first_sequence: int | None = None,
-    floor: str = "smooth",
+    floor: str = "none",
     backend="torch",
 ):
     """Decode a file made by :func:`compress_maps` with the same model (with either backend).
@@ -193,9 +193,10 @@ def decompress_maps(
         number plus its frame count), if the receiver tracks it: a file that starts elsewhere
         is refused, which reveals frames lost at the end of the previous file.
     floor: what the receiver draws for an amplitude map's noise floor (:mod:`mmslim.codec.
-        floor`): ``"smooth"`` (its local median: no invented peaks for CFAR to report),
-        ``"noise"`` (smooth plus seeded noise texture) or ``"none"`` (the decoder's output).
-        Phase maps are returned as decoded.
+        floor`): ``"none"`` (the decoder's output), ``"smooth"`` (its local median: no invented
+        peaks for CFAR to report; for models trained without the floor term, whose decoders
+        invent texture) or ``"noise"`` (smooth plus seeded noise texture). Phase maps are
+        returned as decoded.
     backend: what runs the receiver graph, as for :func:`compress_maps`.
 
     Returns ``(maps, decoded)``: maps (N, H, W) float32 in physical units (the reconstruction

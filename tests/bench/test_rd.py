@@ -222,7 +222,7 @@ def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, 
         scenarios=("lab77",), plot=False, ablations=tmp_path / "none",
     )  # fmt: skip
     assert {r["scenario"] for r in rows} == {"lab77"}
-    floors = ["mmslim", "mmslim floor=none", "mmslim floor=noise"]
+    floors = ["mmslim", "mmslim floor=smooth", "mmslim floor=noise"]
     assert [r["codec"] for r in rows] == floors + ["sparse"] * len(sparse[0].settings)
     lab = rd.scenario_frames("lab77")
     assert lab.amplitude.shape[1:] == (256, 64)  # the other radar's 256 chirps

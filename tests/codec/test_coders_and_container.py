@@ -26,7 +26,7 @@ from mmslim.codec import (
 )
 from mmslim.codec import prefix as huffman
 from mmslim.codec.ans import ans_decode, ans_encode, max_payload_bytes
-from mmslim.codec.frames import payload_bounds
+from mmslim.codec.frames import FrameCoder, payload_bounds
 from mmslim.codec.prior import IndexPrior
 
 K = 512
@@ -136,12 +136,12 @@ def test_ans_payload_must_end_where_the_encoder_ended(prior):
 
 
 def test_empty_ans_payload_is_the_all_zero_frame(prior):
-    """constriction's coder starts from state 0, where index 0 costs nothing: an all-zero frame
-    codes to b"", and b"" decodes to it (mmslim.codec.ans explains why grid sizes must come
-    from the model)."""
+    """constriction's coder starts from state 0, where index 0 costs nothing: an all-zero grid
+    codes to an empty stream, so an all-zero frame is just the coarse stream's length, 0 words
+    (mmslim.codec.ans explains why grid sizes must come from the model)."""
     zeros_hi, zeros_lo = np.zeros((1, *SHAPE_HI), int), np.zeros((1, *SHAPE_LO), int)
-    assert encode_frames(zeros_hi, zeros_lo, "ans", prior) == [b""]
-    hi, lo = decode_frames([b""], SHAPE_HI, SHAPE_LO, "ans", prior)
+    assert encode_frames(zeros_hi, zeros_lo, "ans", prior) == [b"\0\0"]
+    hi, lo = decode_frames([b"\0\0"], SHAPE_HI, SHAPE_LO, "ans", prior)
     assert not hi.any() and not lo.any()
 
 
@@ -180,7 +180,8 @@ def test_ans_is_within_one_percent_of_the_ideal(prior):
     report = rate_report(data, n_frames * 224 * 64, prior, FINGERPRINT)
     fixed_overhead_bits = 8 * (report.header_bytes + report.side_bytes + report.framing_bytes)
     assert report.ideal_bits_per_element * report.num_elements == pytest.approx(ideal_bits)
-    assert len(data) * 8 <= 1.01 * ideal_bits + fixed_overhead_bits
+    two_streams_bits = 8 * (2 + 8) * n_frames  # coarse stream's length, a second coder state
+    assert len(data) * 8 <= 1.01 * ideal_bits + fixed_overhead_bits + two_streams_bits
     assert 8 * report.payload_bytes >= ideal_bits - 32 * n_frames  # no coder beats the model
     # the prior-free coders are far from it on this data: fixed is 9 bits, Huffman pays tables
     huff = rate_report(encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", "huffman"), 1)
@@ -331,16 +332,17 @@ def test_other_model_is_refused(prior):
 def test_newer_and_older_versions_are_refused(prior):
     hi, lo, side = skewed_frames(1)
     data = bytearray(encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude"))
-    assert data[4] == 2
-    data[4] = 3
+    assert data[4] == 3
+    data[4] = 4
     for stream in (bytes(data), reseal(bytes(data))):
         with pytest.raises(BitstreamError, match="upgrade mmslim") as error:
             read_header(stream)
         assert error.value.field == "version"
-    data[4] = 1
-    for stream in (bytes(data), reseal(bytes(data))):
-        with pytest.raises(BitstreamError, match="predates format 2.*re-compress"):
-            decode_file(stream, prior, FINGERPRINT)
+    for old in (1, 2):
+        data[4] = old
+        for stream in (bytes(data), reseal(bytes(data))):
+            with pytest.raises(BitstreamError, match=f"in format {old}.*predates format 3.*re-"):
+                decode_file(stream, prior, FINGERPRINT)
 
 
 def test_ans_file_needs_the_matching_prior(prior):
@@ -442,3 +444,29 @@ def test_benchmark_runs():
     assert set(result) == {"ans", "huffman", "fixed", "ideal_bits_per_index"}
     assert result["fixed"]["bits_per_index"] == 9.0
     assert result["ans"]["bits_per_index"] < result["huffman"]["bits_per_index"]
+
+
+def test_the_coarse_grid_decodes_from_the_first_bytes_of_an_ans_frame(prior):
+    hi, lo, _ = skewed_frames(3)
+    coder = FrameCoder("ans", prior)
+    for h, c in zip(hi, lo, strict=True):
+        string = coder.encode(h, c)
+        words = int.from_bytes(string[:2], "little")
+        coarse_end = 2 + 4 * words
+        assert coarse_end < len(string)  # the fine stream follows
+        np.testing.assert_array_equal(coder.decode_coarse(string[:coarse_end], c.shape), c)
+        np.testing.assert_array_equal(coder.decode_coarse(string, c.shape), c)
+        with pytest.raises(ValueError, match="coarse stream needs"):
+            coder.decode_coarse(string[: coarse_end - 1], c.shape)
+        full_hi, full_lo = coder.decode(string, h.shape, c.shape)
+        np.testing.assert_array_equal(full_hi, h)
+        np.testing.assert_array_equal(full_lo, c)
+
+
+def test_an_ans_frame_whose_coarse_length_overruns_is_refused(prior):
+    hi, lo, _ = skewed_frames(1)
+    coder = FrameCoder("ans", prior)
+    string = bytearray(coder.encode(hi[0], lo[0]))
+    string[:2] = (len(string)).to_bytes(2, "little")  # claims more words than the frame holds
+    with pytest.raises(ValueError, match="coarse ANS stream of"):
+        coder.decode(bytes(string), hi[0].shape, lo[0].shape)

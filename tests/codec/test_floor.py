@@ -76,8 +76,9 @@ def test_decompress_maps_applies_the_floor(tiny_config, few_frames):
     model = MMSlim(tiny_config).eval()
     maps = few_frames(1, 2).amplitude  # (4, 224, 64) dB
     data = compress_maps(model, maps, "amplitude", "huffman")
-    raw = decompress_maps(model, data, kind="amplitude", floor="none")[0]
-    smooth = decompress_maps(model, data, kind="amplitude")[0]  # the default
+    raw = decompress_maps(model, data, kind="amplitude")[0]  # the default: as decoded
+    np.testing.assert_array_equal(raw, decompress_maps(model, data, floor="none")[0])
+    smooth = decompress_maps(model, data, kind="amplitude", floor="smooth")[0]
     np.testing.assert_array_equal(smooth, restore_floor(raw, "smooth"))
     noisy = decompress_maps(model, data, kind="amplitude", floor="noise")[0]
     np.testing.assert_array_equal(noisy, decompress_maps(model, data, floor="noise")[0])

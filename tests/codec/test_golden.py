@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mmslim.codec import BitstreamError, encode_file, read_header
+from mmslim.codec.header import FORMAT_VERSION
 from mmslim.codec.maps import decompress_maps
 from mmslim.training.checkpoint import load_model
 from tests.codec.golden_files import CASES, FRAME_SHAPE, GOLDEN, KEY
@@ -33,7 +34,7 @@ def test_golden_file_decodes_to_the_recorded_values(golden, name):
     mode, key, first = CASES[name]
     data = (GOLDEN / f"{name}.mmsl").read_bytes()
     header = read_header(data)
-    assert (header.version, header.mode, header.kind) == (2, mode, "amplitude")
+    assert (header.version, header.mode, header.kind) == (FORMAT_VERSION, mode, "amplitude")
     assert (header.num_frames, header.first_sequence, header.tagged) == (3, first, key is not None)
     assert header.frame_shape == FRAME_SHAPE and header.file_bytes == len(data)
     maps, decoded = decompress_maps(model, data, kind="amplitude", frame_shape=FRAME_SHAPE, key=key)

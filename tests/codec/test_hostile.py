@@ -13,6 +13,7 @@ import pytest
 from mmslim.codec import BitstreamError, decode_file, rate_report, read_header
 from mmslim.codec.auth import TAG_BYTES
 from mmslim.codec.container import HEADER, LENGTH, SEQUENCE
+from mmslim.codec.header import FORMAT_VERSION
 from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.data.dataset import load_frames
 from mmslim.data.samples import sample_path
@@ -102,15 +103,18 @@ def test_grids_must_be_what_the_model_makes_for_the_frame_shape(model, files):
     # consistent on its own (a 448 x 64 frame has 112 x 16 and 28 x 4 grids), yet refused:
     data = edit_header(files["ans"], "<6H", 32, 448, 64, 112, 16, 28, 4)
     refused(model, data, "frame_shape")
-    # the same file is accepted by a receiver that expects 448 x 64 frames, up to the payloads
-    refused(model, data, "frame 0 payload", frame_shape=(448, 64))
+    # A receiver that asks for 448 x 64 frames gets them: ANS decodes an index 0 past the end of
+    # a stream for free, so each stream also reads as a grid twice its size (mmslim.codec.ans:
+    # grid sizes must come from the model, and the model is what refuses above).
+    maps = decompress_maps(model, data, frame_shape=(448, 64))[0]
+    assert maps.shape[1:] == (448, 64)
 
 
 def test_crafted_ans_bomb_is_refused(model):
-    """52 bytes claiming one 7936 x 1984 frame: an empty ANS payload is all zeros, so only the
-    model's grid sizes can tell (mmslim.codec.ans)."""
+    """64 bytes claiming one 7936 x 1984 frame: an empty ANS stream decodes to all zeros, so
+    only the model's grid sizes can tell (mmslim.codec.ans)."""
     data = ans_bomb(model, frames=1)
-    assert len(data) == 62
+    assert len(data) == 64
     refused(model, data, "frame_shape")
     # Without a model, nothing but a cap bounds the indices a header can claim.
     with pytest.raises(BitstreamError, match="exceed") as error:
@@ -119,11 +123,13 @@ def test_crafted_ans_bomb_is_refused(model):
 
 
 def ans_bomb(model, frames: int) -> bytes:
-    """``frames`` empty ANS frames of 7936 x 1984 (grids 1984 x 496 and 496 x 124)."""
-    header = HEADER.pack(b"MMSL", 2, 2, 0, 0, 0, bytes(3), model.fingerprint(), frames, 64, 0,
-                         7936, 1984, 1984, 496, 496, 124)  # fmt: skip
+    """``frames`` all-zero ANS frames of 7936 x 1984 (grids 1984 x 496 and 496 x 124): two empty
+    streams, the first announced by its length, 0 words."""
+    header = HEADER.pack(b"MMSL", FORMAT_VERSION, 2, 0, 0, 0, bytes(3), model.fingerprint(),
+                         frames, 64, 0, 7936, 1984, 1984, 496, 496, 124)  # fmt: skip
     records = [
-        SEQUENCE.pack(i) + struct.pack("<2f", 0.0, 1.0) + LENGTH.pack(0) for i in range(frames)
+        SEQUENCE.pack(i) + struct.pack("<2f", 0.0, 1.0) + LENGTH.pack(2) + b"\0\0"
+        for i in range(frames)
     ]
     return reseal(header + b"".join(records))
 
@@ -202,7 +208,7 @@ def test_a_receiver_tracking_the_stream_sees_frames_lost_between_files(model, ma
 def test_format_1_files_are_refused_with_the_way_out(model, files):
     data = edit_header(files["ans"], "<B", 4, 1)
     error = refused(model, data, "version")
-    assert "predates format 2" in str(error) and "re-compress" in str(error)
+    assert "predates format 3" in str(error) and "re-compress" in str(error)
 
 
 # ---------------------------------------------------------------- the HMAC tag
