@@ -89,6 +89,15 @@ def load_checkpoint(path: str | Path, stage: str | None = None) -> dict[str, Any
     return state
 
 
+def slim_checkpoint(path: str | Path, out: str | Path) -> Path:
+    """Write ``path`` to ``out`` without the optimiser and scheduler state: what a user of the
+    model needs (weights, prior, configs, history, split), a third of the size; such a
+    checkpoint can start a fine-tuning run (``mmslim train --init``) but not ``--resume``."""
+    state = load_checkpoint(path)
+    drop = ("optimizer", "scheduler", "format", "version")  # save_checkpoint writes the last two
+    return save_checkpoint({k: v for k, v in state.items() if k not in drop}, out)
+
+
 def load_model(path: str | Path, stage: str | None = None, device: str | torch.device = "cpu"):
     """The trained :class:`~mmslim.nn.MMSlim` of a checkpoint, in eval mode, and the state dict.
 

@@ -160,6 +160,11 @@ def _train(
                 f"{ckpt_file} was trained with another model config; resume with the same "
                 "--preset, or choose another --out."
             )
+        if "optimizer" not in previous:
+            raise CheckpointError(
+                f"{ckpt_file} holds no optimiser state (a checkpoint slimmed for shipping), so "
+                "it cannot be resumed; fine-tune from it with --init into another --out."
+            )
         model.load_state_dict(previous["model"])
         optimizer.load_state_dict(previous["optimizer"])
         scheduler.load_state_dict(previous["scheduler"])

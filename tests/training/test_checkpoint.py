@@ -16,6 +16,7 @@ from mmslim.training.checkpoint import (
     load_checkpoint,
     load_model,
     save_checkpoint,
+    slim_checkpoint,
 )
 
 TINY = ModelConfig.preset("tiny")
@@ -130,3 +131,23 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
         )
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
     assert load_checkpoint(tmp_path / "c.pt")["epoch"] == 1
+
+
+def test_a_slimmed_checkpoint_keeps_the_model_and_drops_the_optimiser(tmp_path):
+    state = model_state(seed=4)
+    model = MMSlim(TINY)
+    model.load_state_dict(state["model"])
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.rand(2, 1, 224, 64))["x_hat"].sum().backward()
+    optimizer.step()  # some optimiser state to drop
+    full = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": {"best": 1.0}, "epoch": 2, "history": [{"epoch": 2}]}  # fmt: skip
+    save_checkpoint(full, tmp_path / "full.pt")
+    slim_checkpoint(tmp_path / "full.pt", tmp_path / "slim.pt")
+    back = load_checkpoint(tmp_path / "slim.pt")
+    assert "optimizer" not in back and "scheduler" not in back
+    assert back["epoch"] == 2 and back["history"] == [{"epoch": 2}]
+    assert (tmp_path / "slim.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    a, _ = load_model(tmp_path / "full.pt")
+    b, _ = load_model(tmp_path / "slim.pt")
+    assert a.fingerprint() == b.fingerprint()  # the same weights and prior: files interchange
