@@ -77,7 +77,7 @@ class _Config:
 
 @dataclass
 class ModelConfig(_Config):
-    """Sizes of MaskNet and the two VQ-VAE branches (DESIGN.md section 2)."""
+    """Sizes of MaskNet and the two VQ-VAE branches; the defaults are the reference release's."""
 
     hidden: int = 128  # h: channels of the encoders/decoders
     res_hidden: int = 32  # res_h: bottleneck channels inside each residual layer
