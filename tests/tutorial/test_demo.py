@@ -3,8 +3,10 @@ parameters, progress read back from a bar's file, and the kernel it runs noteboo
 
 import ast
 import asyncio
+import io
 import json
 import re
+import time
 from pathlib import Path
 
 import nbformat
@@ -16,6 +18,7 @@ import torch
 from mmslim.tutorial.demo import (
     EXPECTED_SECONDS,
     SUMMARY,
+    Ticker,
     expected_line,
     format_summary,
     last_bar,
@@ -209,3 +212,25 @@ def test_the_kernel_runs_on_local_sockets_silently_and_leaves_none_behind(tmp_pa
         assert Path(prefix).parent == Path(jupyter_runtime_dir())
         assert not list(Path(prefix).parent.glob(Path(prefix).name + "*")), "sockets left"
     assert not any(p.is_socket() for p in tmp_path.iterdir()), "sockets in the working folder"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_the_ticker_shows_position_name_bar_and_outcome(tmp_path, monkeypatch, live):
+    monkeypatch.setattr("mmslim.tutorial.demo.LOG_EVERY_S", 0.5)
+    stream = _Terminal() if live else io.StringIO()
+    ticker = Ticker(stream)
+    bar = tmp_path / "bar.txt"
+    bar.write_bytes(b"\rtrain amplitude:  50%|##  | 6/12\rtrain amplitude:  58%|##  | 7/12")
+    ticker.start("04_train_amplitude", 5, 10, bar)
+    time.sleep(1.6)
+    ticker.done(_run("04_train_amplitude", {}))
+    out = stream.getvalue()
+    assert "[5/10] 04_train_amplitude" in out and "7/12" in out and "6/12" not in out
+    last = out.rstrip().splitlines()[-1]
+    assert re.search(r"04_train_amplitude +1 s +ok +\(all so far 0:0\d\)$", last), last
+    assert ("\r\x1b[K" in out) == live
