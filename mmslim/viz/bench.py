@@ -78,7 +78,7 @@ def plot_quantizer_bench(rows: list[dict]):
         ax.barh(y - 0.2, f([r[f"{key}_hi"] for r in rows]), 0.4, label="fine (hi)")
         ax.barh(y + 0.2, f([r[f"{key}_lo"] for r in rows]), 0.4, label="coarse (lo)")
         ax.set_title(title, fontsize=10)
-    fig.legend(*axes[3].get_legend_handles_labels(), loc="upper right", ncol=2, fontsize=8)
+    axes[3].legend(fontsize=8, loc="lower right")  # inside its panel: the top row is one colour
     axes[5].barh(y, [r["quantizer_ms"] for r in rows], color="tab:gray")
     axes[5].set_title("quantizer train step (ms)", fontsize=10)
     axes[0].set_yticks(y, names)
