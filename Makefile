@@ -17,8 +17,12 @@ $(STAMP): .venv/bin/python pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# Every notebook headlessly into runs/<time>/. SCALE=cpu: the notebooks' own settings, for 2 CPU
+# cores; SCALE=paper: the reference recipe (paper preset, 500 epochs a stage), for a GPU;
+# SCALE=fast: the tests' smallest settings. The choices live in mmslim.tutorial.runner.SCALES.
+SCALE ?= cpu
 demo: $(STAMP)
-	$(PY) -m mmslim.tutorial.demo
+	$(PY) -m mmslim.tutorial.demo --scale $(SCALE)
 
 # Debian's Chromium and its driver, for the browser test (tests/viz/test_browser.py): installed
 # with apt-get only where one is missing, apt-get exists and we are root; otherwise a message

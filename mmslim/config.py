@@ -302,7 +302,8 @@ def _from_flat(family: str, flat: dict[str, Any]) -> QuantizerConfig:
 
 @dataclass
 class ModelConfig(_Config):
-    """Sizes of MaskNet and the two VQ-VAE branches (DESIGN.md section 2), and the quantizer.
+    """Sizes of MaskNet and the two VQ-VAE branches (defaults: the reference release's), and
+    the quantizer.
 
     ``quantizer`` is one family's config (:class:`VQConfig`, :class:`FSQConfig`,
     :class:`GumbelConfig`, :class:`SoftConfig`, :class:`LibraryVQConfig`), which holds only that

@@ -28,7 +28,7 @@ def test_presets_have_the_documented_sizes():
     small, tiny = ModelConfig.preset("cpu-small"), ModelConfig.preset("tiny")
     assert (small.hidden, small.res_hidden, small.code_dim, small.num_codes) == (48, 16, 32, 512)
     assert (tiny.hidden, tiny.num_codes, tiny.code_dim, tiny.n_res_layers) == (16, 64, 8, 1)
-    paper = ModelConfig()  # DESIGN.md section 2
+    paper = ModelConfig()  # the reference release's sizes
     assert (paper.hidden, paper.res_hidden, paper.n_res_layers) == (128, 32, 2)
     assert (paper.num_codes, paper.code_dim, paper.beta) == (512, 64, 0.25)
     recipe = TrainConfig()

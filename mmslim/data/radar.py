@@ -37,7 +37,7 @@ def hann(n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RadarConfig:
-    """TI 60 GHz FMCW radar as used for the mmSlim captures (DESIGN.md section 3)."""
+    """TI 60 GHz FMCW radar as used for the mmSlim captures."""
 
     f_start_hz: float = 60.25e9  # chirp start frequency
     slope_hz_per_s: float = 75e12  # chirp slope, 75 MHz/us

@@ -84,7 +84,7 @@ class Loop:
 class Scenario:
     """What differs between recording set-ups: the radar and what the scene holds.
 
-    ``"default"`` is the set-up of the original captures (DESIGN.md section 3) and of the shipped
+    ``"default"`` is the set-up of the original captures (:class:`RadarConfig`) and of the shipped
     sample. ``"lab77"`` is a second set-up for testing models on data they never saw: a 77 GHz
     radar with less bandwidth (9.8 cm bins, 0-6.2 m), 256 chirps at 160 us, two walkers, five to
     eight static reflectors, more noise (48-58 dB dynamic range).

@@ -1,4 +1,4 @@
-"""The sender and the receiver as plain inference graphs (DESIGN.md sections 1 and 4).
+"""The sender and the receiver as plain inference graphs.
 
 What a sensor runs and what a receiver runs, cut out of a trained :class:`~mmslim.nn.MMSlim` and
 simplified for inference only:

@@ -1,6 +1,6 @@
 """ONNX export of the sender and the receiver (https://onnx.ai), for ONNX Runtime on a sensor.
 
-A sensor board runs an exported graph, not PyTorch (DESIGN.md section 4). This module writes
+A sensor board runs an exported graph, not PyTorch. This module writes
 the two graphs of :mod:`mmslim.export.graphs` with ``torch.onnx.export``:
 
     sender.onnx     inputs  x, mask_source: (B, 1, H, W) float32 in [0, 1]

@@ -31,7 +31,7 @@ original first and the reconstruction second, after de-normalisation: amplitude 
 - **Phase error** (:func:`phase_error`): the circular difference ``angle(e^{i(phi_hat - phi)})``
   in (-pi, pi]; its mean absolute value over the whole map, weighted by the original's linear
   amplitude ``10^(dB / 20)``, and over the target region only. Phase is noise wherever there is
-  no target (DESIGN.md section 3), so the last two are the ones that matter.
+  no target (notebook 00 shows it), so the last two are the ones that matter.
 """
 
 from __future__ import annotations

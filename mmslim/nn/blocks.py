@@ -1,4 +1,4 @@
-"""Convolutional building blocks of the two VQ-VAE branches (DESIGN.md section 2).
+"""Convolutional building blocks of the two VQ-VAE branches (the README draws where they sit).
 
 Layer recipes follow the reference release; its defects do not carry over: every residual layer
 is its own module with its own weights, and no ReLU works in place.

@@ -3,7 +3,7 @@
 The mask ``M`` is computed from the amplitude map. ``M * x`` goes to the high-rate branch (the
 detail worth bits: the walker's micro-Doppler signature), ``(1 - M) * x`` to the low-rate branch
 (noise floor, clutter). In the phase stage the amplitude-trained MaskNet is frozen and its mask,
-still computed from amplitude, is applied to the phase map (DESIGN.md section 1).
+still computed from amplitude, is applied to the phase map.
 
 Two heads (``ModelConfig.mask_head``, choices in :data:`mmslim.config.MASK_HEADS`):
 

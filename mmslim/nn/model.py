@@ -96,8 +96,8 @@ class Branch(nn.Module):
 class MMSlim(nn.Module):
     """mmSlim: MaskNet and a dual VQ-VAE for compressing mmWave radar range-Doppler maps.
 
-    Paper: "mmSlim" -- MaskNet + dual VQ-VAE compression of mmWave radar frames (DESIGN.md section
-    1 and 2; sizes of the reference release in ``ModelConfig.preset("paper")``)::
+    Paper: "mmSlim" -- MaskNet + dual VQ-VAE compression of mmWave radar frames (overview in the
+    README; sizes of the reference release in ``ModelConfig.preset("paper")``)::
 
                 ┌────────── MaskNet(mask_source) ─────────┐  M in (0,1), (B, 1, H, W)
                 │                                         │

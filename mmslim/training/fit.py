@@ -33,7 +33,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm.auto import tqdm
 
 from mmslim.codec.maps import encode_maps, fit_prior
 from mmslim.config import STAGES, ModelConfig, TrainConfig
@@ -46,6 +45,7 @@ from mmslim.training.checkpoint import CheckpointError, load_checkpoint, save_ch
 from mmslim.training.device import peak_memory_gib, pin_memory, prepare_device, resolve_device
 from mmslim.training.distributed import Ranks
 from mmslim.training.evaluate import evaluate
+from mmslim.tutorial.progress import progress_bar
 
 
 @dataclass
@@ -198,7 +198,7 @@ def _train(
     )
     writer = _tensorboard(out_dir, stage) if tcfg.tensorboard and ranks.is_main else None
     epochs = range(start_epoch, tcfg.epochs + 1)
-    bar = tqdm(epochs, desc=f"train {stage}", disable=not progress, unit="epoch")
+    bar = progress_bar(epochs, desc=f"train {stage}", disable=not progress, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()

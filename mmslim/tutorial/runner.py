@@ -1,17 +1,18 @@
 """Running the notebook series headlessly with papermill, and the paths the notebooks share.
 
 One runner serves ``make demo`` (:mod:`mmslim.tutorial.demo`) and the notebook tests
-(``tests/test_notebooks.py``): :func:`run_notebooks` executes every ``notebooks/NN_topic.ipynb``
-in order of its number into a run folder::
+(``tests/tutorial/test_notebooks.py``): :func:`run_notebooks` executes every
+``notebooks/NN_topic.ipynb`` in order of its number into a run folder::
 
     OUT/
       00_radar_primer.ipynb ...   executed notebooks (outputs included)
       figures/NN_name-CC-K.png    every figure they displayed (cell CC, K-th image)
       records/NN_name.json        the values each recorded with mmslim.tutorial.record
+      progress/NN_name.txt        its training bars (mmslim.tutorial.progress)
       checkpoints/                amplitude.pt, phase.pt written by 04 and 05, read by 05-08
 
 Each notebook gets the parameters it declares among ``REPO_ROOT``, ``DATA`` and
-``CHECKPOINT_DIR``, plus any given for it (e.g. :data:`FAST_PARAMETERS` in the tests).
+``CHECKPOINT_DIR``, plus any given for it (a scale of :data:`SCALES`, e.g. the tests' fast one).
 Inside a notebook, :func:`resolve_paths` and :func:`find_checkpoint` turn the (possibly empty)
 parameters into paths, so the same notebook runs from JupyterLab, from papermill in any
 working directory, and from an installed package.
@@ -30,6 +31,8 @@ from pathlib import Path
 
 from mmslim.config import STAGES
 from mmslim.data.samples import sample_path
+from mmslim.nn.quantizers.zoo import VARIANTS
+from mmslim.tutorial.progress import PROGRESS_ENV
 from mmslim.tutorial.record import ENV_VAR, read_records
 
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")  # NN_topic: the number sets the order
@@ -55,6 +58,30 @@ FAST_PARAMETERS: dict[str, dict] = {
     "05_train_phase": {"EPOCHS": 6, "FRAMES_PER_SEQUENCE": 10},
     "06_masks_codebooks_perplexity": {"FRAMES_PER_SEQUENCE": 10},
     "07_bitstream_and_rate": {"FRAMES_PER_SEQUENCE": 10, "RD_FRAMES": 6},
+}
+
+# The reference recipe at full size, meant for a GPU (``make demo SCALE=paper``): the paper
+# preset's model and learning rates, batch 32 and 500 epochs (the reference trains 500 to 2000),
+# every frame in the codec comparison, and every quantizer variant at the benchmark's budget.
+PAPER_PARAMETERS: dict[str, dict] = {
+    "01_encoders_decoders": {"PRESET": "paper"},
+    "03_masknet": {"PRESET": "paper"},
+    "04_train_amplitude": {"PRESET": "paper", "EPOCHS": 500, "BATCH_SIZE": 32},
+    "05_train_phase": {"PRESET": "paper", "EPOCHS": 500, "BATCH_SIZE": 32},
+    "07_bitstream_and_rate": {"RD_FRAMES": 0},
+    "09_quantizer_zoo": {
+        "VARIANTS_TRAINED": list(VARIANTS),
+        "EPOCHS": 5,
+        "FRAMES_PER_SEQUENCE": 20,
+    },
+}
+
+# Parameter sets by name: the tests' smallest, the notebooks' own defaults (2 CPU cores), the
+# reference recipe (a GPU). make demo's SCALE and the demo's --scale choose among them.
+SCALES: dict[str, dict[str, dict]] = {
+    "fast": FAST_PARAMETERS,
+    "cpu": {},
+    "paper": PAPER_PARAMETERS,
 }
 
 
@@ -132,6 +159,7 @@ def run_notebooks(
     cell_timeout: float | None = None,
     notebook_dir: str | Path | None = None,
     on_done: Callable[[NotebookRun], None] | None = None,
+    on_start: Callable[[str, int, int, Path], None] | None = None,
 ) -> list[NotebookRun]:
     """Execute notebooks in order with papermill into ``out_dir`` (layout in the module doc).
 
@@ -143,6 +171,9 @@ def run_notebooks(
         pretrained checkpoints, which hides the failure's effect).
     cell_timeout: seconds one cell may run before the notebook fails (None: no limit).
     on_done: called with each :class:`NotebookRun` as it finishes (progress lines).
+    on_start: called as each notebook starts with its name, its position (1-based), the number
+        of notebooks, and the file its training bars write to (``OUT/progress/NN_name.txt``,
+        see :mod:`mmslim.tutorial.progress`; it exists once a bar has drawn).
     """
     import papermill as pm
 
@@ -154,7 +185,7 @@ def run_notebooks(
         raise ValueError(f"no notebooks {missing} in {src_dir}; found {available}")
     names = available if names is None else [n for n in available if n in set(names)]
     out_dir = Path(out_dir).resolve()
-    for sub in ("figures", "records", "checkpoints"):
+    for sub in ("figures", "records", "checkpoints", "progress"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     shared = {
         "REPO_ROOT": str(root),
@@ -162,7 +193,7 @@ def run_notebooks(
         "CHECKPOINT_DIR": str(out_dir / "checkpoints"),
     }
     runs = []
-    for name in names:
+    for position, name in enumerate(names, 1):
         src = src_dir / f"{name}.ipynb"
         declared = pm.inspect_notebook(str(src))
         extra = {
@@ -173,7 +204,11 @@ def run_notebooks(
         if unknown:
             raise ValueError(f"{name} has no parameters {unknown}; it declares {sorted(declared)}")
         params = {k: v for k, v in shared.items() if k in declared} | extra
-        run = _run_one(pm, name, src, out_dir, params, kernel, cell_timeout)
+        progress_file = out_dir / "progress" / f"{name}.txt"
+        progress_file.unlink(missing_ok=True)
+        if on_start:
+            on_start(name, position, len(names), progress_file)
+        run = _run_one(pm, name, src, out_dir, params, kernel, cell_timeout, progress_file)
         runs.append(run)
         if on_done:
             on_done(run)
@@ -182,7 +217,7 @@ def run_notebooks(
     return runs
 
 
-def _run_one(pm, name, src, out_dir, params, kernel, cell_timeout) -> NotebookRun:
+def _run_one(pm, name, src, out_dir, params, kernel, cell_timeout, progress_file) -> NotebookRun:
     output = out_dir / f"{name}.ipynb"
     record_file = out_dir / "records" / f"{name}.json"
     record_file.unlink(missing_ok=True)
@@ -191,7 +226,7 @@ def _run_one(pm, name, src, out_dir, params, kernel, cell_timeout) -> NotebookRu
     from mmslim.tutorial.kernel import PollingKernelManager
 
     try:
-        with _environ(_kernel_environment(record_file)):
+        with _environ(_kernel_environment(record_file, progress_file)):
             pm.execute_notebook(
                 str(src),
                 str(output),
@@ -216,8 +251,9 @@ def _run_one(pm, name, src, out_dir, params, kernel, cell_timeout) -> NotebookRu
     )
 
 
-def _kernel_environment(record_file: Path) -> dict[str, str]:
-    """Variables the kernel inherits: where to record, and how OpenMP threads wait.
+def _kernel_environment(record_file: Path, progress_file: Path) -> dict[str, str]:
+    """Variables the kernel inherits: where to record, where progress bars write, and how
+    OpenMP threads wait.
 
     ``OMP_WAIT_POLICY=PASSIVE`` (unless already set) lets torch's idle threads sleep instead of
     spinning. On a machine shared with other jobs, spinning threads steal the cores their
@@ -225,6 +261,7 @@ def _kernel_environment(record_file: Path) -> dict[str, str]:
     """
     return {
         ENV_VAR: str(record_file),
+        PROGRESS_ENV: str(progress_file),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
     }
 
@@ -270,6 +307,8 @@ def extract_figures(notebook: Path, folder: Path, prefix: str) -> list[Path]:
 __all__ = [
     "FAST_PARAMETERS",
     "NOTEBOOKS",
+    "PAPER_PARAMETERS",
+    "SCALES",
     "NotebookRun",
     "extract_figures",
     "find_checkpoint",

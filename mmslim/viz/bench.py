@@ -7,22 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from mmslim.bench.rd import METRICS, curve
+from mmslim.viz.labels import METRIC_LABELS, label
 
-LABELS = {  # axis label (with unit) of each metric in the rate-distortion plots
-    "ssim": "SSIM", "psnr": "PSNR (dB)", "psnr_over_constant": "PSNR over a constant map (dB)",
-    "amp_mae_db": "mean |error|, all cells (dB)", "amp_mae_db_target": "mean |error|, targets (dB)",
-    "cfar_f1": "CFAR F1", "cfar_precision": "CFAR precision", "cfar_recall": "CFAR recall",
-    "peak_err_doppler_moving": "moving peak error (Doppler rows)",
-    "peak_err_range_moving": "moving peak error (range bins)",
-    "walker_range_err_m": "walker range error (m)",
-    "walker_velocity_err_mps": "walker velocity error (m/s)",
-    "walker_extent_err_mps": "micro-Doppler extent error (m/s)",
-    "walker_missed": "frames with the walker missed (share)",
-    "cadence_err_hz": "cadence error (Hz)",
-    "phase_err": "phase error, all cells (rad)",
-    "phase_err_weighted": "phase error, weighted (rad)",
-    "phase_err_target": "phase error, targets (rad)",
-}  # fmt: skip
+LABELS = METRIC_LABELS  # axis label (with unit) of each metric; one table in viz.labels
 
 
 STYLES = {  # how each family is drawn: classical curves, ablation markers, mmSlim's curve on top
@@ -57,7 +44,7 @@ def plot_rd(rows: list[dict], out_dir) -> list[Path]:
                 family = pts[0]["family"] if pts else "classical"
                 style = STYLES[family]
                 ax.plot(x, y, color=colours[codec], label=codec, **style)
-            ax.set(xscale="log", xlabel="bits per element", ylabel=LABELS.get(metric, metric))
+            ax.set(xscale="log", xlabel="bits per element", ylabel=label(metric, kind))
         for ax in axes[len(metrics) :]:
             ax.set_axis_off()
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=9)
@@ -77,7 +64,9 @@ def plot_quantizer_bench(rows: list[dict]):
 
     names = [r["variant"] for r in rows]
     y = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 6, figsize=(17, 0.32 * len(rows) + 1.6), sharey=True)
+    # Two rows of three panels: six in a row squeezed every bar label to a few pixels.
+    fig, axes = plt.subplots(2, 3, figsize=(14, 2 * (0.3 * len(rows) + 1.3)), sharey=True)
+    axes = axes.ravel()
     single = [("ssim", "validation SSIM"), ("psnr", "validation PSNR (dB)"),
               ("bits_per_element", "bits / element (ANS file)")]  # fmt: skip
     for ax, (key, title) in zip(axes[:3], single):
@@ -89,11 +78,11 @@ def plot_quantizer_bench(rows: list[dict]):
         ax.barh(y - 0.2, f([r[f"{key}_hi"] for r in rows]), 0.4, label="fine (hi)")
         ax.barh(y + 0.2, f([r[f"{key}_lo"] for r in rows]), 0.4, label="coarse (lo)")
         ax.set_title(title, fontsize=10)
-    fig.legend(*axes[3].get_legend_handles_labels(), loc="upper right", ncol=2, fontsize=8)
+    axes[3].legend(fontsize=8, loc="lower right")  # inside its panel: the top row is one colour
     axes[5].barh(y, [r["quantizer_ms"] for r in rows], color="tab:gray")
     axes[5].set_title("quantizer train step (ms)", fontsize=10)
     axes[0].set_yticks(y, names)
-    axes[0].invert_yaxis()
+    axes[0].invert_yaxis()  # shared: every panel lists the variants top down
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
     epochs = rows[0].get("epochs") if rows else None
@@ -117,19 +106,32 @@ def plot_quality_vs_rate(summary: list[dict], title: str | None = None):
     colours = tab20[::2] + tab20[1::2]  # the ten strong colours first
     top = max((r["ssim"] for r in summary), default=0.0)
     best = [r for r in summary if r["ssim"] >= top - 0.05]
+    colour_of = {v: colours[i % len(colours)] for i, v in enumerate(variants)}
     for ax, rows in ((axes[0], summary), (axes[1], best)):
         for r in rows:
-            label = r["variant"] if r["branches"] == "both" else f"{r['variant']} ({r['branches']})"
             ax.errorbar(r["bits_per_element"], r["ssim"], yerr=r["ssim_std"] or None, capsize=3,
-                        marker=markers.get(r["branches"], "s"), ms=8, ls="none", label=label,
-                        color=colours[variants.index(r["variant"]) % len(colours)])  # fmt: skip
+                        marker=markers.get(r["branches"], "s"), ms=8, ls="none",
+                        color=colour_of[r["variant"]])  # fmt: skip
         ax.set_xlabel("bits per element (ANS file, validation walkers)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation SSIM (amplitude)")
     axes[0].set_title("all variants", fontsize=10)
     axes[1].set_title("the best (within 0.05 SSIM of the top)", fontsize=10)
     axes[2].axis("off")
-    axes[2].legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="center left")
+    # Two short legends instead of one entry per point: colour names the variant, marker the
+    # branches that got it.
+    from matplotlib.lines import Line2D
+
+    by_colour = [Line2D([], [], color=colour_of[v], marker="o", ls="none", label=v)
+                 for v in variants]  # fmt: skip
+    shown = dict.fromkeys(r["branches"] for r in summary)
+    by_marker = [Line2D([], [], color="0.3", marker=markers.get(b, "s"), ls="none",
+                        label={"both": "both branches", "hi": "fine only", "lo": "coarse only"}
+                        .get(b, b)) for b in shown]  # fmt: skip
+    first = axes[2].legend(handles=by_colour, title="variant", fontsize=8, loc="upper left",
+                           ncol=1 if len(variants) <= 14 else 2)  # fmt: skip
+    axes[2].add_artist(first)
+    axes[2].legend(handles=by_marker, title="branches", fontsize=8, loc="lower left")
     fig.suptitle(title or "quality against real rate (● both branches, ▲ fine only, ▼ coarse only;"
                  " bars: spread over seeds)", fontsize=11)  # fmt: skip
     fig.tight_layout()

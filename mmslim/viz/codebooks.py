@@ -18,14 +18,18 @@ def _np(x) -> np.ndarray:
 
 
 def usage_summary(counts) -> dict[str, float]:
-    """Perplexity (exp of the usage entropy), share of dead codes and codes used, from (K,)."""
+    """From (K,) counts: perplexity (exp of the usage entropy), share of dead codes, codes used,
+    the most used code's share, and the fewest codes that together take half of the indices."""
     c = _np(counts).astype(np.float64)
     p = c / max(c.sum(), 1.0)
     nz = p[p > 0]
+    ranked = np.sort(p)[::-1]
     return {
         "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
         "dead_share": float((c == 0).mean()),
         "used": int((c > 0).sum()),
+        "top_share": float(ranked[0]),  # share of the indices that the most used code takes
+        "codes_for_half": int(np.searchsorted(np.cumsum(ranked), 0.5) + 1),  # fewest codes
     }
 
 
@@ -146,7 +150,8 @@ def plot_code_locations(indices, codes, radar: RadarConfig | None = None, title:
 
 def plot_toy_vq(points, codebooks, assignment, title: str | None = None):
     """A 2-D quantizer at work: data points coloured by their nearest codeword, and every
-    codeword's path over training (start ○, end ★).
+    codeword's path over training (start ○, end ★; a dead code, one no point chose at the end,
+    ends in a grey ✕).
 
     points: (M, 2); codebooks: (T, K, 2), the codebook after each step; assignment: (M,) int.
     """
@@ -163,11 +168,14 @@ def plot_toy_vq(points, codebooks, assignment, title: str | None = None):
         used = np.any(assign == j)
         ax.plot(path[:, 0], path[:, 1], "-", color="k" if used else "0.6", lw=1)
         ax.plot(*path[0], "o", mfc="none", mec="k", ms=7)
-        ax.plot(*path[-1], "*", color=cmap(j % cmap.N) if used else "0.6", mec="k", ms=14)
+        if used:
+            ax.plot(*path[-1], "*", color=cmap(j % cmap.N), mec="k", ms=14)
+        else:  # dead at the end (under plain gradients it never moved): a grey cross
+            ax.plot(*path[-1], "X", color="0.55", mec="k", ms=10)
     ax.set_xlabel("latent dimension 1")
     ax.set_ylabel("latent dimension 2")
     ax.set_aspect("equal")
-    ax.set_title(title or "codewords (○ start, ★ end; grey: dead) and points by nearest code")
+    ax.set_title(title or "codewords (○ start, ★ end, grey ✕: dead) and points by nearest code")
     fig.tight_layout()
     return fig
 

@@ -16,6 +16,7 @@ import numpy as np
 from mmslim.data.dataset import denormalize
 from mmslim.data.radar import RadarConfig
 from mmslim.metrics.radar import wrap_phase
+from mmslim.viz.labels import label as readable
 
 # kind -> (colour map, colour-bar label, fixed (vmin, vmax) or None)
 STYLES: dict[str, tuple[str, str, tuple[float, float] | None]] = {
@@ -175,39 +176,59 @@ def plot_map_grid(
     return fig
 
 
-def plot_history(history: list[dict], keys, title: str | None = None, panel_width: float = 4.0):
+def plot_history(
+    history: list[dict],
+    keys,
+    title: str | None = None,
+    panel_width: float = 4.2,
+    stage: str | None = None,
+    columns: int = 3,
+):
     """Training curves against epoch. ``keys``: a list whose items are a key or a list of keys
-    drawn on one panel, e.g. ``[["train_loss", "val_loss"], "val_ssim"]``. Missing values (an
-    epoch without validation) are skipped."""
+    drawn on one panel, e.g. ``[["train_loss", "val_loss"], "val_ssim"]``; at most ``columns``
+    panels a row. Axis labels and legends are readable names with units
+    (:func:`mmslim.viz.labels.label`); ``stage`` sets the unit of the target error (dB or rad;
+    None: phase if the history has a phase term, else amplitude). Missing values (an epoch
+    without validation) are skipped."""
     groups = [[k] if isinstance(k, str) else list(k) for k in keys]
+    if stage is None:
+        stage = "phase" if any("val_term_phase" in r for r in history) else "amplitude"
+    n_cols = max(1, min(columns, len(groups)))
+    n_rows = -(-len(groups) // n_cols)
     fig, axes = plt.subplots(
-        1, len(groups), figsize=(panel_width * len(groups), 3.2), squeeze=False
+        n_rows, n_cols, figsize=(panel_width * n_cols, 3.1 * n_rows), squeeze=False
     )
-    for ax, group in zip(axes[0], groups):
+    for ax, group in zip(axes.ravel(), groups):
         for key in group:
             pts = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
             pts = [(e, v) for e, v in pts if np.isfinite(v)]
             if pts:
-                ax.plot(*zip(*pts), marker="o", markersize=3, label=key)
+                ax.plot(*zip(*pts), marker="o", markersize=3, label=readable(key, stage))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(_axis_label(group))
+        ax.set_ylabel(_axis_label(group, stage))
         ax.grid(alpha=0.3)
         if len(group) > 1:
             ax.legend(fontsize=8)
+    for ax in axes.ravel()[len(groups) :]:
+        ax.set_axis_off()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def _axis_label(group: list[str]) -> str:
-    units = {"psnr": "PSNR (dB)", "ssim": "SSIM", "perplexity": "perplexity (codes)"}
-    units |= {"dead": "share of dead codes", "mask_mean": "mean mask", "lr": "learning rate"}
-    units |= {"loss": "loss (1 - SSIM + range + VQ)", "seconds": "seconds per epoch"}
-    for word, label in units.items():
+def _axis_label(group: list[str], stage: str) -> str:
+    """One key: its label; several: what they have in common (their legend names each)."""
+    if len(group) == 1:
+        return readable(group[0], stage)
+    common = {"term_": "objective terms", "perplexity": "perplexity (codes)",
+              "dead": "dead codes (share)", "mask": "mask M", "lr_": "learning rate",
+              "ssim": "SSIM", "psnr": "PSNR (dB)",
+              "loss": "loss (sum of weighted terms)"}  # fmt: skip
+    for word, text in common.items():
         if all(word in k for k in group):
-            return label
-    return ", ".join(group)
+            return text
+    return "value"
 
 
 def plot_reconstructions(

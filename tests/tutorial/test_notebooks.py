@@ -2,7 +2,7 @@
 with fast parameters, whose recorded values are read back and checked (marker ``notebooks``).
 
 A notebook that raises fails its test with the cell and the traceback (papermill's
-PapermillExecutionError, as reported by mmslim.notebooks.run_notebooks).
+PapermillExecutionError, as reported by mmslim.tutorial.runner.run_notebooks).
 """
 
 import ast
