@@ -19,7 +19,9 @@ BRANCHES = ("hi", "lo")  # the fine (high-rate) and coarse (low-rate) VQ-VAE
 QUANTIZER_BRANCHES = ("both", *BRANCHES)  # where ModelConfig's quantizer options apply
 CODING_MODES = ("fixed", "huffman", "ans")  # entropy coding; the order is each mode's file code
 BACKENDS = ("torch", "onnx")  # what runs the sender and receiver graphs: PyTorch, ONNX Runtime
-MASK_MODES = ("learned", "fixed", "none")  # mmSlim, then the ablations: M = 0.5, one VQ-VAE
+# mmSlim's learned mask, the same thresholded at 0.5 ("hard": each cell goes to one branch only),
+# then the ablations: M = 0.5, one VQ-VAE
+MASK_MODES = ("learned", "hard", "fixed", "none")
 QUANTIZER_FAMILIES = ("vq", "fsq", "gumbel", "soft", "vqp")  # mmslim.nn.quantizers.zoo
 CODEBOOK_INITS = ("uniform", "kmeans", "rd_gaussian")  # uniform +-1/K is the reference's
 VQ_GRADIENTS = ("ste", "rotation")  # straight-through, or the rotation trick
@@ -405,6 +407,9 @@ class TrainConfig(_Config):
     split_weight: float = 1.0  # radar: MaskNet told where the targets are (balanced BCE)
     phase_weight: float = 1.0  # radar, phase stage: 1 - cos error, weighted by target strength
     rate_weight: float = 0.0  # lambda: x estimated bits per map element (0: no rate term)
+    lost_share: float = (
+        0.0  # share of fine indices the decoder sees lost (loss-resilience training)
+    )
     val_fraction: float = 0.25  # share of subjects held out for validation
     val_every: int = 1  # validate every N epochs
     seed: int = 0  # seeds torch, numpy and the split

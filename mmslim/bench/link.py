@@ -22,18 +22,9 @@ from mmslim.codec.frames import LO_WORDS, FrameCoder
 from mmslim.codec.maps import compress_maps, encode_maps
 from mmslim.data.dataset import FrameSet, denormalize, normalize
 from mmslim.metrics.radar import amplitude_metrics
+from mmslim.nn.model import lost_patches
 
-PATCH = 2  # side of a lost patch, in fine-grid indices
-
-
-def lost_patches(shape: tuple[int, int, int], share: float, seed: int = 0) -> torch.Tensor:
-    """(B, h, w) bool, True on random PATCH x PATCH patches covering ``share`` of each grid."""
-    b, h, w = shape
-    gen = torch.Generator().manual_seed(seed)
-    ph, pw = -(-h // PATCH), -(-w // PATCH)
-    keep = torch.rand(b, ph, pw, generator=gen) >= share  # (B, ph, pw)
-    mask = ~keep.repeat_interleave(PATCH, 1).repeat_interleave(PATCH, 2)
-    return mask[:, :h, :w]
+PATCH = 2  # side of a lost patch, in fine-grid indices (mmslim.nn.model.lost_patches)
 
 
 @torch.no_grad()
@@ -60,7 +51,7 @@ def link_bench(model, frames: FrameSet, shares=(0.0, 0.1, 0.3, 0.5)) -> list[dic
     rows.append({"case": "preview (coarse grid only)", "bytes_per_frame": preview_bytes,
                  "share_of_frame": share_of_frame, **_metrics(maps, preview)})  # fmt: skip
     for share in shares:
-        missing = lost_patches(tuple(hi.shape), share)
+        missing = lost_patches(tuple(hi.shape), share, torch.Generator().manual_seed(0))
         recon = physical(model.decode_with_missing(hi, lo, missing)["x_hat"])
         rows.append({"case": f"{share:.0%} of fine indices lost", "bytes_per_frame": frame_bytes,
                      "share_of_frame": 1.0, **_metrics(maps, recon)})  # fmt: skip

@@ -30,6 +30,7 @@ from mmslim.config import (
     CODING_MODES,
     FLOOR_MODES,
     MASK_HEADS,
+    MASK_MODES,
     OBJECTIVES,
     PRESETS,
     SCENARIO_NAMES,
@@ -114,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--objective", choices=OBJECTIVES, help="override the preset's objective")
     s.add_argument("--rate-weight", type=float, help="lambda of the rate term (bits/element)")
     s.add_argument("--mask-head", choices=MASK_HEADS, help="MaskNet head (reference: the paper's)")
+    s.add_argument("--mask", choices=MASK_MODES, help="learned, hard (thresholded), or ablations")
     s.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, ...")
     s.add_argument("--resume", action="store_true", help="continue OUT/<stage>.pt")
     s.add_argument("--overwrite", action="store_true", help="start over if OUT/<stage>.pt exists")
@@ -264,9 +266,10 @@ def _train(args) -> None:
         overrides.update(lr_hi=args.lr, lr_lo=args.lr, lr_mask=args.lr)
     overrides.update(_field_values(TrainConfig, args.set))
     tcfg = TrainConfig.preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
-    mcfg = ModelConfig.preset(args.preset)
-    if args.mask_head is not None:
-        mcfg = ModelConfig.preset(args.preset, mask_head=args.mask_head)
+    model_overrides = {"mask_head": args.mask_head, "mask": args.mask}
+    mcfg = ModelConfig.preset(
+        args.preset, **{k: v for k, v in model_overrides.items() if v is not None}
+    )
     args.started = time.time()  # on Ctrl-C, tells this run's checkpoint from an older one
     result = train(
         args.stage,

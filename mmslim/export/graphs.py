@@ -116,8 +116,9 @@ class Sender(nn.Module):
 
     def mask(self, mask_source: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) amplitude -> (B, 1, H, W) mask, as ``MMSlim.split`` computes it."""
-        if self.mask_mode == "learned":
-            return self.mask_net(mask_source)
+        if self.mask_mode in ("learned", "hard"):
+            mask = self.mask_net(mask_source)
+            return (mask > 0.5).to(mask.dtype) if self.mask_mode == "hard" else mask
         return torch.full_like(mask_source, 0.5 if self.mask_mode == "fixed" else 1.0)
 
     def forward(

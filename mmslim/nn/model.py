@@ -71,11 +71,19 @@ class Branch(nn.Module):
         """Continuous latents before quantization: (B, 1, H, W) -> (B, D, H/f, W/f)."""
         return self.pre_vq(self.encoder(x))
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, lost=None) -> dict:
         """(B, 1, H, W) -> dict with ``x_hat`` (B, 1, H, W), ``indices`` (B, H/f, W/f) int64,
-        ``z`` (B, D, H/f, W/f) latents before quantization, ``stats`` (the quantizer's info)."""
+        ``z`` (B, D, H/f, W/f) latents before quantization, ``stats`` (the quantizer's info).
+
+        lost: ``(missing, code)``, missing (B, H/f, W/f) bool: the decoder sees the codeword of
+        ``code`` there instead, as a receiver decodes indices lost on the link (training for
+        loss resilience); ``indices`` stay those the sender would send."""
         z = self.latents(x)
         z_q, indices, stats = self.quantizer(z)
+        if lost is not None:
+            missing, code = lost
+            fill = self.quantizer.lookup(torch.full_like(indices[:1, :1, :1], code))  # (1,D,1,1)
+            z_q = torch.where(missing[:, None], fill.to(z_q.dtype), z_q)
         return {"x_hat": self.decoder(z_q), "indices": indices, "z": z, "stats": stats}
 
     def codewords(self) -> torch.Tensor:
@@ -91,6 +99,26 @@ class Branch(nn.Module):
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (B, H/f, W/f) int64 -> x_hat (B, 1, H, W)."""
         return self.decoder(self.quantizer.lookup(indices))
+
+
+def lost_patches(shape: tuple[int, int, int], share: float, generator=None) -> torch.Tensor:
+    """(B, h, w) bool, True on random 2 x 2 patches covering about ``share`` of each grid: how
+    a link that drops packets loses fine indices (each patch: 8 x 8 map cells)."""
+    b, h, w = shape
+    keep = torch.rand(b, -(-h // 2), -(-w // 2), generator=generator) >= share  # (B, h/2, w/2)
+    return ~keep.repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
+
+
+def hard_mask(mask: torch.Tensor) -> torch.Tensor:
+    """MaskNet's mask thresholded at 0.5, with the soft mask's gradient (straight-through).
+
+    With a soft mask the fine branch still sees the floor, scaled by M (about 0.14 on background
+    cells), and spends bits coding it. Thresholded, the fine branch's input is exactly 0 on the
+    background, its latents there are all alike and cost almost nothing to entropy-code; the
+    coarse branch alone draws the floor. Shapes: (B, 1, H, W) in [0, 1] -> same, 0 or 1.
+    """
+    hard = (mask > 0.5).to(mask.dtype)
+    return hard + (mask - mask.detach())
 
 
 class MMSlim(nn.Module):
@@ -154,8 +182,10 @@ class MMSlim(nn.Module):
                 raise ValueError(
                     f"expected mask of shape {tuple(x.shape)}, got {tuple(mask.shape)}"
                 )
-        elif self.config.mask == "learned":
+        elif self.config.mask in ("learned", "hard"):
             mask = self.mask_net(mask_source)
+            if self.config.mask == "hard":
+                mask = hard_mask(mask)
         else:  # ablations: a constant mask, 0.5 ("fixed") or 1 ("none": all to the fine branch)
             mask = torch.full_like(x, 0.5 if self.config.mask == "fixed" else 1.0)
         return mask, mask * x, (1.0 - mask) * x
@@ -179,6 +209,7 @@ class MMSlim(nn.Module):
         mask_source: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         estimate_rate: bool = False,
+        lost_share: float = 0.0,
     ) -> dict:
         """Training/evaluation pass.
 
@@ -188,6 +219,9 @@ class MMSlim(nn.Module):
             mask: (B, 1, H, W) in [0, 1] to use instead of MaskNet's; None for the model's own.
             estimate_rate: also return ``rate_bits``, a differentiable estimate of the bits of
                 both index grids (:func:`mmslim.nn.losses.soft_bits`), for a rate term.
+            lost_share: train for a lossy link: random 2 x 2 patches of the fine grid covering
+                about this share of it reach the decoder as the most likely code
+                (:meth:`decode_with_missing`'s rule), the others as sent. 0: none.
 
         Returns a dict:
             ``x_hat``: (B, 1, H, W) reconstruction, ``x_hat_hi + x_hat_lo``;
@@ -200,7 +234,12 @@ class MMSlim(nn.Module):
             ``rate_bits``: scalar, only with ``estimate_rate``.
         """
         mask, x_hi, x_lo = self.split(x, mask_source, mask)
-        hi, lo = self.hi(x_hi), self._lo(x_lo)
+        lost = None
+        if lost_share > 0:
+            grid = self.latent_shapes(*x.shape[-2:])["hi"]
+            missing = lost_patches((len(x), *grid), lost_share).to(x.device)
+            lost = (missing, self.likely_fine_code())
+        hi, lo = self.hi(x_hi, lost), self._lo(x_lo)
         out = {
             "x_hat": hi["x_hat"] + lo["x_hat"],  # the reference negated this sum; we do not
             "x_hat_hi": hi["x_hat"],

@@ -172,17 +172,18 @@ def _train(
         start_epoch = previous["epoch"] + 1
     elif init is not None:
         start = distributed.run_on_main(load_checkpoint, init, stage)
-        if not mcfg.same_as(start["model_config"]):
+        try:  # any config whose weights have the same shapes (e.g. another mask mode)
+            model.load_state_dict(start["model"])
+        except RuntimeError as err:
             raise CheckpointError(
-                f"--init {init} was trained with another model config; fine-tune it with the "
-                "same --preset it was trained with."
-            )
-        model.load_state_dict(start["model"])
+                f"--init {init}: its weights do not fit this model config ({err}); fine-tune "
+                "it with the --preset it was trained with."
+            ) from None
         if amp_state is not None:  # phase: MaskNet stays the given amplitude stage's
             model.mask_net.load_state_dict(_mask_net_weights(amp_state["model"]))
     # Several processes: global-batch BatchNorm, and DDP averages the gradients. A fixed or
     # absent mask leaves MaskNet without gradients.
-    net = distributed.wrap(model, find_unused_parameters=mcfg.mask != "learned")
+    net = distributed.wrap(model, find_unused_parameters=mcfg.mask not in ("learned", "hard"))
 
     use_amp = tcfg.amp and dev.type == "cuda"
     sampler = DistributedSampler(
@@ -209,7 +210,12 @@ def _train(
         for batch in loader:
             x, src, context = _inputs(batch, stage, dev)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = net(x, mask_source=src, estimate_rate=tcfg.rate_weight > 0)
+                out = net(
+                    x,
+                    mask_source=src,
+                    estimate_rate=tcfg.rate_weight > 0,
+                    lost_share=tcfg.lost_share,
+                )
             loss = stage_loss(x, out, tcfg, context)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -11,7 +11,7 @@ from mmslim.nn import MMSlim
 
 @pytest.mark.parametrize("share", [0.0, 0.3, 0.5])
 def test_lost_patches_cover_the_share_asked_for_in_whole_patches(share):
-    mask = lost_patches((64, 56, 16), share, seed=3)
+    mask = lost_patches((64, 56, 16), share, torch.Generator().manual_seed(3))
     assert mask.shape == (64, 56, 16) and mask.dtype == torch.bool
     assert float(mask.float().mean()) == pytest.approx(share, abs=0.03)
     blocks = mask.reshape(64, 56 // PATCH, PATCH, 16 // PATCH, PATCH)

@@ -266,6 +266,25 @@ def test_gradient_reaches_encoders_and_masknet():
         assert sum(g.abs().sum() for g in grads) > 0
 
 
+def test_a_hard_mask_sends_each_cell_to_one_branch_and_still_trains_masknet():
+    torch.manual_seed(0)
+    model = MMSlim(ModelConfig.preset("tiny", mask="hard")).train()
+    x = torch.rand(2, 1, 32, 32)
+    out = model(x)
+    assert set(out["mask"].unique().tolist()) <= {0.0, 1.0}
+    soft = model.mask_net(x)
+    torch.testing.assert_close(out["mask"], (soft > 0.5).float())
+    ((out["x_hat"] - x) ** 2).mean().backward()  # straight-through: MaskNet gets a gradient
+    grads = [p.grad for p in model.mask_net.parameters()]
+    assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
+    model.eval()
+    with torch.no_grad():  # where the mask is 0 the fine branch sees exactly nothing
+        m = model(x)["mask"]
+        _, x_hi, x_lo = model.split(x)
+    assert torch.equal(x_hi, m * x) and torch.equal(x_hi[m == 0], torch.zeros_like(x[m == 0]))
+    assert torch.equal(x_lo[m == 1], torch.zeros_like(x[m == 1]))
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_receiver_decodes_exactly_what_forward_outputs(models, preset):
     model = models[preset].eval()
@@ -327,3 +346,20 @@ def test_missing_fine_indices_decode_to_the_right_shape(tiny_config):
     assert damaged.shape == x.shape and not torch.equal(damaged, full)
     with pytest.raises(ValueError, match="missing as a bool tensor"):
         model.decode_with_missing(enc["indices_hi"], enc["indices_lo"], lost.long())
+
+
+def test_training_for_lost_indices_decodes_them_as_the_receiver_does(tiny_config):
+    torch.manual_seed(0)
+    model = MMSlim(tiny_config).eval()
+    x = torch.rand(2, 1, 64, 32)
+    with torch.no_grad():
+        plain = model(x)
+        assert torch.equal(model(x, lost_share=0.0)["x_hat"], plain["x_hat"])
+        all_lost = model(x, lost_share=1.0)  # every fine index lost
+        likely = torch.full_like(plain["indices_hi"], model.likely_fine_code())
+        torch.testing.assert_close(all_lost["x_hat_hi"], model.hi.decode_indices(likely))
+        assert torch.equal(all_lost["indices_hi"], plain["indices_hi"])  # what is sent
+        receiver = model.decode_with_missing(
+            plain["indices_hi"], plain["indices_lo"], torch.ones_like(likely, dtype=torch.bool)
+        )
+        torch.testing.assert_close(all_lost["x_hat"], receiver["x_hat"])
