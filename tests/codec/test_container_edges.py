@@ -14,7 +14,7 @@ import pytest
 from mmslim.codec import BitstreamError, decode_file, encode_file, read_header
 from mmslim.codec.ans import ans_decode, ans_encode
 from mmslim.codec.container import file_bytes
-from mmslim.codec.header import HEADER
+from mmslim.codec.header import HEADER, Expected
 from mmslim.codec.prior import IndexPrior
 from mmslim.config import MAX_CODES
 
@@ -190,3 +190,102 @@ def test_empty_grids_and_half_recorded_frame_shapes_are_refused():
     assert read_header(header_file(hi=(1, 1), lo=(1, 1), frame=(1, 1))).frame_shape == (1, 1)
     for fields in ({"hi": (0, 2)}, {"lo": (1, 0)}, {"frame": (0, 8)}, {"frame": (8, 0)}):
         refused(header_file(**fields), "shapes", "invalid frame shape")
+
+
+# ---------------------------------------------------------------- frame records, field by field
+
+RECORD = 2 + 8 + 4  # sequence number, float32 (min, max), payload length
+
+
+def body_of(data: bytes) -> bytearray:
+    return bytearray(data[:-4])
+
+
+def sealed(body: bytes) -> bytes:
+    return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+
+
+def refused_file(data: bytes, field: str, message: str, **kwargs) -> None:
+    with pytest.raises(BitstreamError, match=message) as error:
+        decode_file(data, PRIOR, FINGERPRINT, **kwargs)
+    assert error.value.field == field
+
+
+def test_frame_records_are_refused_by_exact_field():
+    data = encode(*grids(3))  # fixed: 9 indices of 4 bits, 5 bytes per frame
+    assert len(data) == HEADER.size + 3 * (RECORD + 5) + 4
+    body = body_of(data)
+    struct.pack_into("<I", body, 20, 4)  # N = 4
+    refused_file(sealed(body), "num_frames", "too short for 4 frames of at least 19 bytes each")
+    body = body_of(data)
+    struct.pack_into("<H", body, HEADER.size + RECORD + 5, 5)  # frame 1's sequence number
+    refused_file(
+        sealed(body),
+        "frame 1 sequence number",
+        "frame 1 has sequence number 5, expected 1: frames were dropped, duplicated or reordered",
+    )
+    body = body_of(data)
+    struct.pack_into("<2f", body, HEADER.size + RECORD + 5 + 2, 5.0, 1.0)  # frame 1: min > max
+    refused_file(sealed(body), "frame 1 side info", r"frame 1 side info \(5, 1\) is not a finite")
+    body = body_of(data)
+    struct.pack_into("<I", body, HEADER.size + 10, 6)  # frame 0 claims 6 bytes
+    refused_file(
+        sealed(body),
+        "frame 0 payload length",
+        "frame 0 claims 6 payload bytes; fixed frames of 9 indices take 5 to 5",
+    )
+    refused_file(sealed(body_of(data) + b"abc"), "length", "3 unexpected bytes after the last")
+
+
+def test_ans_records_that_run_past_the_end_are_refused_by_exact_field():
+    hi, lo, side = grids(2, seed=3)
+    data = encode(hi, lo, side, mode="ans")
+    first = struct.unpack_from("<I", data, HEADER.size + 10)[0]  # frame 0's payload length
+    assert 4 <= first <= 32  # room to claim 4 bytes more, within what 9 indices can need
+    body = body_of(data)
+    struct.pack_into("<I", body, HEADER.size + 10, first + 4)
+    cut = body[: HEADER.size + RECORD + first]  # frame 1 gone: frame 0 now runs past the end
+    struct.pack_into("<I", cut, 20, 1)
+    refused_file(
+        sealed(cut), "frame 0 payload length", f"frame 0 claims {first + 4} bytes, past the end"
+    )
+    cut = body_of(data)[: HEADER.size + RECORD + first + RECORD - 4]  # frame 1's record cut
+    refused_file(sealed(cut), "frame 1", "frame 1's record runs past the end of the file")
+
+
+def test_what_the_decoder_knows_is_checked_by_exact_field():
+    data = encode(*grids(2))
+    cases = [
+        (Expected(num_codes=8), "num_codes", "file has num_codes 16, but the decoding model "),
+        (Expected(kind="phase"), "kind", "file has kind amplitude, but the decoding model"),
+        (Expected(shape_hi=[4, 3]), "shape_hi", r"expects \(4, 3\): a file for another model"),
+        (Expected(first_sequence=1), "first_sequence", "file starts at frame 0, but the stream"),
+    ]
+    for expected, field, message in cases:
+        refused_file(data, field, message, expected=expected)
+    decode_file(data, PRIOR, FINGERPRINT, Expected(shape_hi=[4, 2], num_codes=K, kind="amplitude"))
+    message = "made by model 0001020304050607, this model is 0707070707070707: load the matching"
+    with pytest.raises(BitstreamError, match=message) as error:
+        decode_file(data, PRIOR, bytes([7] * 8))
+    assert error.value.field == "fingerprint"
+
+
+def test_ans_files_name_the_prior_they_miss():
+    data = encode(*grids(1), mode="ans")
+    with pytest.raises(BitstreamError, match="ANS-coded: decoding needs the model's fitted prior"):
+        decode_file(data, None, FINGERPRINT)
+    other = IndexPrior(8).set_counts(np.ones(8, np.int64), np.ones(8, np.int64))
+    with pytest.raises(BitstreamError, match="^file has K=16, the prior K=8$") as error:
+        decode_file(data, other, FINGERPRINT)
+    assert error.value.field == "num_codes"
+    fixed = encode(*grids(1))
+    assert decode_file(fixed, other, FINGERPRINT).header.num_codes == K  # not used: no ANS
+
+
+def test_tag_refusals_say_what_to_do():
+    key = b"k" * 32
+    tagged, plain = encode(*grids(1), key=key), encode(*grids(1))
+    refused_file(tagged, "tag", r"carries an HMAC tag: pass the key it was made with \(--key")
+    refused_file(plain, "tag", "^a key was given but the file carries no HMAC tag", key=key)
+    refused_file(tagged, "tag", "^HMAC tag mismatch: the file was altered", key=b"j" * 32)
+    assert decode_file(tagged, PRIOR, FINGERPRINT, key=key).header.tagged
