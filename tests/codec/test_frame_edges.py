@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mmslim.codec import BitstreamError, decode_frames, encode_frames
+from mmslim.codec.ans import ans_decode, ans_encode
 from mmslim.codec.frames import MAX_INDICES_PER_FRAME, FrameCoder, payload_bounds
 from mmslim.codec.prior import IndexPrior
 from mmslim.config import MAX_CODES
@@ -83,3 +84,27 @@ def test_a_bad_frame_is_named_by_its_number():
     with pytest.raises(BitstreamError, match="frame 2: bad fixed data") as error:
         decode_frames(strings, (4, 2), (1, 1), "fixed", num_codes=K)
     assert error.value.field == "frame 2 payload"
+
+
+def test_bad_indices_are_named_by_their_grid():
+    hi, lo = grids()
+    for name, bad_hi, bad_lo in (("indices_hi", hi + K, lo), ("indices_lo", hi, lo - K)):
+        with pytest.raises(ValueError, match=rf"^{name} must lie in \[0, 16\), got range"):
+            encode_frames(bad_hi, bad_lo, "huffman", num_codes=K)
+    with pytest.raises(ValueError, match="^indices_lo must be integers, got dtype float64"):
+        encode_frames(hi, lo.astype(float), "fixed", num_codes=K)
+
+
+def test_ans_payload_refusals_by_message():
+    probs = PRIOR.probs("hi")
+    indices = np.random.default_rng(2).integers(0, K, 40)  # (40,)
+    data = ans_encode(indices, probs)
+    np.testing.assert_array_equal(ans_decode(data, probs, 40), indices)
+    with pytest.raises(ValueError, match=rf"^ANS payload of {len(data) - 1} bytes is not a whole"):
+        ans_decode(data[:-1], probs, 40)
+    with pytest.raises(ValueError, match=r"^ANS payload of 44 bytes is longer than 10 indices can "
+                       r"need \(40 bytes\)$"):  # fmt: skip
+        ans_decode(bytes(44), probs, 10)
+    for bad, n in ((data, 39), (data[4:], 40), (data + b"\1\0\0\0", 40)):
+        with pytest.raises(ValueError, match="^ANS payload holds more data than the expected"):
+            ans_decode(bad, probs, n)
