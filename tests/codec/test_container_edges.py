@@ -13,7 +13,7 @@ import pytest
 
 from mmslim.codec import BitstreamError, decode_file, encode_file, read_header
 from mmslim.codec.ans import ans_decode, ans_encode
-from mmslim.codec.container import file_bytes
+from mmslim.codec.container import MAX_INDICES_PER_FILE, file_bytes
 from mmslim.codec.header import HEADER, Expected
 from mmslim.codec.prior import IndexPrior
 from mmslim.config import MAX_CODES
@@ -289,3 +289,20 @@ def test_tag_refusals_say_what_to_do():
     refused_file(plain, "tag", "^a key was given but the file carries no HMAC tag", key=key)
     refused_file(tagged, "tag", "^HMAC tag mismatch: the file was altered", key=b"j" * 32)
     assert decode_file(tagged, PRIOR, FINGERPRINT, key=key).header.tagged
+
+
+def test_limits_hold_at_their_exact_values():
+    # MAX_INDICES_PER_FILE indices exactly pass the cap (and then fail the length check)
+    at_cap = header_file(n=1, hi=(8192, 8191), lo=(8192, 1))
+    assert 8192 * 8191 + 8192 == MAX_INDICES_PER_FILE
+    refused(at_cap, "num_frames", "file too short for 1 frames")
+    refused(header_file(n=1, hi=(8192, 8191), lo=(8193, 1)), "num_frames", "exceed 67108864")
+    # side info at the ends of the plausible range is kept
+    hi, lo, _ = grids(1)
+    data = encode(hi, lo, np.array([[-1000.0, 1000.0]]))
+    np.testing.assert_array_equal(decode_file(data, None, FINGERPRINT).side, [[-1000, 1000]])
+    # an all-zero last frame codes to an empty ANS string that ends exactly at the CRC
+    lo_zero = np.zeros((1, 1, 1), int)
+    data = encode(np.zeros((1, 4, 2), int), lo_zero, np.array([[0.0, 1.0]]), mode="ans")
+    decoded = decode_file(data, PRIOR, FINGERPRINT)
+    assert decoded.header.frame_bytes == (0,) and not decoded.indices_hi.any()
