@@ -108,3 +108,15 @@ def test_ans_payload_refusals_by_message():
     for bad, n in ((data, 39), (data[4:], 40), (data + b"\1\0\0\0", 40)):
         with pytest.raises(ValueError, match="^ANS payload holds more data than the expected"):
             ans_decode(bad, probs, n)
+
+
+def test_strings_outside_their_bounds_are_refused_before_decoding():
+    coder = FrameCoder("huffman", num_codes=K)
+    hi, lo = grids(1)
+    string = coder.encode(hi[0], lo[0])
+    shortest, longest = payload_bounds("huffman", 8, 1, K)
+    assert shortest <= len(string) <= longest
+    for bad in (bytes(shortest - 1), bytes(longest + 1)):
+        with pytest.raises(ValueError, match=rf"^{len(bad)} bytes for 9 indices; huffman frames "
+                           rf"of that size take {shortest} to {longest} bytes$"):  # fmt: skip
+            coder.decode(bad, (4, 2), (1, 1))
