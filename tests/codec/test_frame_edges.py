@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from mmslim.codec import BitstreamError, decode_frames, encode_frames
-from mmslim.codec.ans import ans_decode, ans_encode
+from mmslim.codec.ans import (
+    ans_decode,
+    ans_decode_segments,
+    ans_encode,
+    ans_encode_segments,
+    categorical_model,
+    max_payload_bytes,
+)
 from mmslim.codec.frames import MAX_INDICES_PER_FRAME, FrameCoder, payload_bounds
 from mmslim.codec.prior import IndexPrior
 from mmslim.config import MAX_CODES
@@ -120,3 +127,15 @@ def test_strings_outside_their_bounds_are_refused_before_decoding():
         with pytest.raises(ValueError, match=rf"^{len(bad)} bytes for 9 indices; huffman frames "
                            rf"of that size take {shortest} to {longest} bytes$"):  # fmt: skip
             coder.decode(bad, (4, 2), (1, 1))
+
+
+def test_categorical_models_need_a_usable_probability_table():
+    message = "^probs must be a 1-D array of finite, nonnegative, not-all-zero values$"
+    for probs in ([[0.5, 0.5]], [0.5, np.nan], [1.5, -0.5], [0.0, 0.0], [0.5, np.inf]):
+        with pytest.raises(ValueError, match=message):
+            categorical_model(np.array(probs))
+    model = categorical_model(np.array([0.0, 2.0]))  # unnormalised, with a zero: still usable
+    data = ans_encode_segments([(np.array([1, 1]), model)])
+    (back,) = ans_decode_segments(data, [(model, 2)])
+    assert back.tolist() == [1, 1]
+    assert max_payload_bytes(0) == 8 and max_payload_bytes(1) == 12  # the termination alone
