@@ -72,7 +72,7 @@ def test_every_side_must_fit_16_bits(which):
         lo = np.zeros((1, size if which == "lo" else 1, 1), int)  # (1, h2, 1)
         frame_shape = (size if which == "frame" else 1, 1)
         if size > 0xFFFF:
-            with pytest.raises(ValueError, match="frame and grid sides must be below 65536"):
+            with pytest.raises(ValueError, match="^frame and grid sides must be below 65536$"):
                 encode(hi, lo, side, frame_shape=frame_shape)
             continue
         header = read_header(encode(hi, lo, side, frame_shape=frame_shape))
@@ -87,6 +87,18 @@ def test_side_info_that_overflows_float16_is_refused_without_a_warning():
         for bad in (side * 1e5, np.array([[np.nan, 1.0], [0.0, 1.0]])):
             with pytest.raises(ValueError, match="finite in float16"):
                 encode(hi, lo, bad, side_dtype="float16")
+
+
+@pytest.mark.parametrize("pair", [(5.0, 5.0), (-1000.5, 0.0), (0.0, 1000.5), (6.0, 5.0)])
+def test_side_info_must_be_an_increasing_pair_within_range(pair):
+    """min == max, or either end outside +-1000 dB, is refused when writing and when reading."""
+    hi, lo, side = grids(2)
+    side[1] = pair
+    with pytest.raises(ValueError, match=r"^side must be \(N, 2\) = \(2, 2\) pairs min < max"):
+        encode(hi, lo, side)
+    body = body_of(encode(hi, lo, grids(2)[2]))
+    struct.pack_into("<2f", body, HEADER.size + RECORD + 5 + 2, *pair)  # frame 1's side info
+    refused_file(sealed(body), "frame 1 side info", "^frame 1 side info")
 
 
 def test_header_defaults():
@@ -285,7 +297,7 @@ def test_ans_files_name_the_prior_they_miss():
 def test_tag_refusals_say_what_to_do():
     key = b"k" * 32
     tagged, plain = encode(*grids(1), key=key), encode(*grids(1))
-    refused_file(tagged, "tag", r"carries an HMAC tag: pass the key it was made with \(--key")
+    refused_file(tagged, "tag", r"^file carries an HMAC tag: pass the key it was made with \(")
     refused_file(plain, "tag", "^a key was given but the file carries no HMAC tag", key=key)
     refused_file(tagged, "tag", "^HMAC tag mismatch: the file was altered", key=b"j" * 32)
     assert decode_file(tagged, PRIOR, FINGERPRINT, key=key).header.tagged

@@ -54,7 +54,8 @@ def test_ans_is_the_default_mode():
 
 def test_encode_frames_needs_two_stacks_of_equal_length():
     hi, lo = grids()
-    for bad_hi, bad_lo in ((hi[0], lo), (hi, lo[0]), (hi, lo[:1]), (hi[0], lo[0])):
+    four = grids(4)[1]  # (4, 1, 1): as many frames as hi[0] (4, 2) has rows
+    for bad_hi, bad_lo in ((hi[0], lo), (hi, lo[0]), (hi, lo[:1]), (hi[0], lo[0]), (hi[0], four)):
         with pytest.raises(ValueError, match=r"need \(N, h, w\) grids"):
             encode_frames(bad_hi, bad_lo, "fixed", num_codes=K)
 
