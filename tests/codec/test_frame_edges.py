@@ -107,7 +107,12 @@ def test_ans_payload_refusals_by_message():
     probs = PRIOR.probs("hi")
     indices = np.random.default_rng(2).integers(0, K, 40)  # (40,)
     data = ans_encode(indices, probs)
-    np.testing.assert_array_equal(ans_decode(data, probs, 40), indices)
+    back = ans_decode(data, probs, 40)
+    np.testing.assert_array_equal(back, indices)
+    assert back.dtype == np.int64
+    at_bound = b"\1" * 40  # exactly the longest payload 10 indices can need: not refused as long
+    with pytest.raises(ValueError, match="^ANS payload holds more data than the expected"):
+        ans_decode(at_bound, probs, 10)
     with pytest.raises(ValueError, match=rf"^ANS payload of {len(data) - 1} bytes is not a whole"):
         ans_decode(data[:-1], probs, 40)
     with pytest.raises(ValueError, match=r"^ANS payload of 44 bytes is longer than 10 indices can "
@@ -135,7 +140,7 @@ def test_categorical_models_need_a_usable_probability_table():
     for probs in ([[0.5, 0.5]], [0.5, np.nan], [1.5, -0.5], [0.0, 0.0], [0.5, np.inf]):
         with pytest.raises(ValueError, match=message):
             categorical_model(np.array(probs))
-    model = categorical_model(np.array([0.0, 2.0]))  # unnormalised, with a zero: still usable
+    model = categorical_model(np.array([0, 2]))  # integers, unnormalised, a zero: still usable
     data = ans_encode_segments([(np.array([1, 1]), model)])
     (back,) = ans_decode_segments(data, [(model, 2)])
     assert back.tolist() == [1, 1]
