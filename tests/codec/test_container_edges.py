@@ -170,6 +170,12 @@ def test_length_magic_and_version_are_checked_first():
     refused(header_file(magic=b"MMSX"), "magic", r"not an mmslim file \(magic b'MMSX'")
     refused(header_file(version=0), "version", "^unknown file format version 0$")
     refused(header_file(version=3), "version", "version 3 is newer than this mmslim reads")
+    refused(
+        header_file(version=1),
+        "version",
+        r"^file is in format 1, which predates format 2 \(frame sequence numbers, a new model "
+        r"fingerprint\); re-compress the maps with the model \(`mmslim compress`\)$",
+    )
 
 
 @pytest.mark.parametrize(
