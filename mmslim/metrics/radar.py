@@ -15,12 +15,20 @@ original first and the reconstruction second, after de-normalisation: amplitude 
   level, with ``alpha = n (pfa^(-1/n) - 1)`` for ``n`` training cells (Richards, *Fundamentals of
   Radar Signal Processing*, ch. 7: exact for a square-law detector in exponential, i.e. complex
   Gaussian, noise); ``pfa = 1e-6`` gives ``alpha`` = 11.5 dB and 0.01 false alarms per 224 x 64
-  frame of pure noise. The Doppler axis wraps around (the Doppler FFT is circular); the range
-  axis is mirrored at its edges.
+  frame of pure noise. The Doppler axis wraps around (the Doppler FFT is circular). The range
+  axis does not: near its edges the window is cut off, the training cells past the edge are left
+  out and ``alpha`` is solved for the ``n`` cells that remain, so the false-alarm rate stays
+  ``pfa`` there too (Richards, ch. 7). Mirroring the range axis instead (edge cell repeated)
+  would put the cell under test among its own training cells at the ``c``-th bin from either
+  edge whenever ``g < 2c + 1 <= g + t`` (range guard ``g``, training ``t``): bins 1, 2, 61 and
+  62 for the defaults, the edge bins for a range guard of 0. Such a cell raises its own
+  threshold and is never detected once ``alpha >= n``; guard cells would leak into the training
+  cells near the edges as well.
 - **Detection scores** (:func:`detection_scores`): the reconstruction's detections against the
   original's. A detection counts as matched if a detection of the other map lies within
   ``tolerance`` cells (Chebyshev distance; default 1, i.e. the 3 x 3 neighbourhood, since a
   target straddling two cells may be detected in either; ``tolerance=0`` is exact cell match).
+  As in CA-CFAR the Doppler distance wraps around (row 0 neighbours row H - 1); range does not.
   precision = matched reconstruction detections / reconstruction detections, recall = matched
   original detections / original detections, F1 their harmonic mean, all pooled over the batch.
   A map with no detections has nothing wrong in it: precision (or recall) is then 1.
@@ -39,7 +47,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-CFAR_MODES = ("nearest", "wrap", "reflect")  # batch axis (unused: size 1), Doppler, range
+# Edges of (N, H, W) windows: batch (unused, windows are 1 frame deep), Doppler (circular),
+# range (cells past the edge are zeros, and left out of every count).
+CFAR_MODES = ("nearest", "wrap", "constant")
 
 
 def _batch(x: np.ndarray, name: str) -> np.ndarray:
@@ -78,9 +88,10 @@ def amplitude_error_db(orig_db, recon_db, target_db: float = 40.0) -> dict[str, 
 
 
 def cfar_alpha(pfa: float, n_train: int) -> float:
-    """CA-CFAR threshold factor on linear power: ``n (pfa^(-1/n) - 1)``."""
-    if not 0 < pfa < 1 or n_train < 1:
-        raise ValueError(f"need 0 < pfa < 1 and n_train >= 1, got {pfa}, {n_train}")
+    """CA-CFAR threshold factor on linear power: ``n (pfa^(-1/n) - 1)``; ``n_train`` an int or
+    an array of per-cell counts (then one factor per cell)."""
+    if not 0 < pfa < 1 or np.min(n_train) < 1:
+        raise ValueError(f"need 0 < pfa < 1 and n_train >= 1, got {pfa}, {np.min(n_train)}")
     return n_train * (pfa ** (-1.0 / n_train) - 1.0)
 
 
@@ -104,13 +115,22 @@ def ca_cfar(
     (gd, gr), (td, tr) = guard, train
     inner = (1, 2 * gd + 1, 2 * gr + 1)  # guard window, cell under test included
     outer = (1, 2 * (gd + td) + 1, 2 * (gr + tr) + 1)
-    n_inner, n_outer = int(np.prod(inner)), int(np.prod(outer))
-    n_train = n_outer - n_inner
-    # uniform_filter gives window means; times the window size they are window sums.
-    sum_outer = ndimage.uniform_filter(power, outer, mode=CFAR_MODES) * n_outer
-    sum_inner = ndimage.uniform_filter(power, inner, mode=CFAR_MODES) * n_inner
-    noise = np.maximum(sum_outer - sum_inner, 0.0) / n_train  # (N, H, W) mean training power
-    return power > cfar_alpha(pfa, n_train) * noise
+
+    def window_sums(x: np.ndarray) -> np.ndarray:  # training-window sums, (N or 1, H, W)
+        # uniform_filter gives window means; times the window size they are window sums.
+        outer_sum = ndimage.uniform_filter(x, outer, mode=CFAR_MODES, cval=0.0) * np.prod(outer)
+        inner_sum = ndimage.uniform_filter(x, inner, mode=CFAR_MODES, cval=0.0) * np.prod(inner)
+        return outer_sum - inner_sum
+
+    n_train = np.rint(window_sums(np.ones((1, *power.shape[1:]))))  # (1, H, W) cells in the map
+    if n_train.min() < 1:
+        raise ValueError(
+            f"guard={tuple(guard)}, train={tuple(train)} leave a cell of a {power.shape[1:]} map "
+            "without training cells: use more training cells"
+        )
+    alpha = cfar_alpha(pfa, n_train)  # (1, H, W): fewer training cells near the range edges
+    noise = np.maximum(window_sums(power), 0.0) / n_train  # (N, H, W) mean training power
+    return power > alpha * noise
 
 
 def detection_scores(det_orig, det_recon, tolerance: int = 1) -> dict[str, float]:
@@ -124,9 +144,9 @@ def detection_scores(det_orig, det_recon, tolerance: int = 1) -> dict[str, float
     recon = np.asarray(det_recon, dtype=bool)
     if orig.shape != recon.shape or orig.ndim != 3:
         raise ValueError(f"expected two (N, H, W) detection maps, got {orig.shape}, {recon.shape}")
-    near = np.ones((1, 2 * tolerance + 1, 2 * tolerance + 1), dtype=bool)  # per frame
-    near_orig = ndimage.binary_dilation(orig, near) if tolerance else orig
-    near_recon = ndimage.binary_dilation(recon, near) if tolerance else recon
+    near = (1, 2 * tolerance + 1, 2 * tolerance + 1)  # per frame; Doppler wraps, range does not
+    near_orig = ndimage.maximum_filter(orig, near, mode=CFAR_MODES, cval=False)
+    near_recon = ndimage.maximum_filter(recon, near, mode=CFAR_MODES, cval=False)
     n_orig, n_recon = int(orig.sum()), int(recon.sum())
     precision = (recon & near_orig).sum() / n_recon if n_recon else 1.0
     recall = (orig & near_recon).sum() / n_orig if n_orig else 1.0

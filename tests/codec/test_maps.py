@@ -1,5 +1,7 @@
 """The model-level codec: compress/decompress round trips are exact, and files know their model."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +98,19 @@ def test_refusals(frames):
     assert len(bare.compress(x, mode="fixed")["strings"]) == 1  # fixed needs no prior
     with pytest.raises(ValueError, match="needs the amplitude maps"):
         compress_maps(bare, frames.phase[:1], "phase", mode="fixed")
+
+
+@pytest.mark.parametrize(("shift", "side"), [(100.0, 1), (-100.0, 0)])
+def test_decompressed_maps_stay_within_each_frames_min_and_max(model, frames, shift, side):
+    """A decoder whose output leaves [0, 1] (here pushed 100 above or below it) is clamped
+    before de-normalising: every cell lands on its frame's max (or min), never beyond it."""
+    shifted = copy.deepcopy(model)
+    last = [m for m in shifted.hi.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+    with torch.no_grad():
+        last.bias += shift  # the decoder's last layer: every output cell moves by ``shift``
+    data = compress_maps(shifted, frames.amplitude[:3], "amplitude", "fixed")
+    maps, decoded = decompress_maps(shifted, data)
+    bound = np.broadcast_to(decoded.side[:, side, None, None], maps.shape)  # (3, 224, 64)
+    np.testing.assert_allclose(maps, bound, rtol=0, atol=1e-4)
+    assert (maps >= decoded.side[:, 0, None, None]).all()
+    assert (maps <= decoded.side[:, 1, None, None]).all()

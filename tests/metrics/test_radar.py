@@ -45,20 +45,17 @@ def training_offsets(guard=GUARD, train=TRAIN):
     ]
 
 
-def mirror(c, width):
-    """Range index mirrored at the map's edges, edge cell repeated: -1 -> 0, W -> W - 1."""
-    if c < 0:
-        return -c - 1
-    if c >= width:
-        return 2 * width - 1 - c
-    return c
+def loop_training(power, r, c, guard=GUARD, train=TRAIN):
+    """Linear powers of the training cells of cell (r, c) of one (H, W) map, one by one:
+    Doppler wraps around (circular FFT); range does not, cells past its edges do not exist."""
+    h, w = power.shape
+    offsets = training_offsets(guard, train)
+    return [power[(r + dr) % h, c + dc] for dr, dc in offsets if 0 <= c + dc < w]
 
 
 def loop_noise(power, r, c, guard=GUARD, train=TRAIN):
-    """Mean linear power of the training cells of cell (r, c) of one (H, W) map, one by one:
-    Doppler wraps around (circular FFT), range is mirrored at its edges."""
-    h, w = power.shape
-    cells = [power[(r + dr) % h, mirror(c + dc, w)] for dr, dc in training_offsets(guard, train)]
+    """Mean linear power of the training cells of cell (r, c)."""
+    cells = loop_training(power, r, c, guard, train)
     return sum(cells) / len(cells)
 
 
@@ -112,9 +109,9 @@ def test_cfar_alpha_refuses_impossible_designs(pfa, n):
 def test_cfar_equals_a_cell_by_cell_loop_on_extended_targets():
     amp = extended_scene()
     power = 10 ** (amp / 10)
-    alpha = loop_alpha(1e-6, 280)
+    alpha = [loop_alpha(1e-6, len(loop_training(power, 0, c))) for c in range(64)]  # per bin
     expected = np.array(
-        [[power[r, c] > alpha * loop_noise(power, r, c) for c in range(64)] for r in range(224)]
+        [[power[r, c] > alpha[c] * loop_noise(power, r, c) for c in range(64)] for r in range(224)]
     )
     det = rm.ca_cfar(amp)
     assert det.shape == (1, 224, 64) and det.dtype == bool
@@ -137,22 +134,17 @@ PINNED = [(0, 0), (223, 63), (112, 0), (5, 1), (0, 62), (221, 63), (112, 20), (1
 )
 def test_cfar_threshold_is_pinned_at_single_cells(guard, train, pfa):
     """Set the cell under test just above, then just below, alpha times the loop's noise level:
-    CA-CFAR must say yes, then no, which pins its noise estimate to 1e-6. Near a range edge the
-    mirror can bring the cell under test into its own training cells, so the threshold is solved
-    from the loop's noise level as the (affine) function of the cell's own power that it is."""
+    CA-CFAR must say yes, then no, which pins its noise estimate and its threshold factor (for
+    the number of training cells left near a range edge) to 1e-6. The cell's own power must not
+    move its noise level: it is never one of its own training cells."""
     amp = extended_scene(seed=1)
     power = 10 ** (amp / 10)
-    n = len(training_offsets(guard, train))
-    alpha = loop_alpha(pfa, n)
     batch, labels = [], []
     for r, c in PINNED:
         own = power.copy()
         own[r, c] = 0.0
         base = loop_noise(own, r, c, guard, train)  # noise level with the cell at zero power
-        own[r, c] = 1.0
-        slope = loop_noise(own, r, c, guard, train) - base  # its share of the cell's own power
-        assert alpha * slope < 0.5  # a cell that weighs more in its own noise is never detected
-        level = alpha * base / (1 - alpha * slope)  # p = alpha * (base + slope * p)
+        level = loop_alpha(pfa, len(loop_training(own, r, c, guard, train))) * base
         for factor, detected in ((1 + 1e-6, True), (1 - 1e-6, False)):
             frame = amp.copy()
             frame[r, c] = 10 * np.log10(level * factor)
@@ -161,6 +153,34 @@ def test_cfar_threshold_is_pinned_at_single_cells(guard, train, pfa):
     det = rm.ca_cfar(np.stack(batch), guard=guard, train=train, pfa=pfa)  # (2 x 12, H, W)
     cut = np.array([det[i, r, c] for i, (r, c) in enumerate(np.repeat(PINNED, 2, axis=0))])
     np.testing.assert_array_equal(cut, labels)
+
+
+@pytest.mark.parametrize("guard, train", [((0, 0), (1, 1)), ((1, 0), (2, 1)), (GUARD, TRAIN)])
+def test_a_strong_cell_at_the_range_edges_is_detected(guard, train):
+    """A cell 50 dB over the noise in the first and last range bins is detected. With the
+    range axis mirrored (edge cell repeated) a cell near an edge was among its own training
+    cells, and with a range guard of 0 and few training cells never detected at all."""
+    amp = noise_db(1, seed=4)[0]
+    edge = [(20 + 30 * i, c) for i, c in enumerate((0, 1, 2, 61, 62, 63))]
+    for r, c in edge:
+        amp[r, c] = 50.0
+    det = rm.ca_cfar(amp, guard=guard, train=train)[0]
+    assert [bool(det[r, c]) for r, c in edge] == [True] * len(edge)
+
+
+def test_false_alarm_rate_holds_at_the_range_edges():
+    """In noise every range bin, the edge bins included, raises false alarms at the design rate
+    (pfa = 1e-2 over 100 x 224 cells per bin: 224 expected, standard deviation 15)."""
+    amp = noise_db(100, seed=5)
+    for guard, train in (((1, 0), (2, 2)), (GUARD, TRAIN)):
+        per_bin = rm.ca_cfar(amp, guard=guard, train=train, pfa=1e-2).sum(axis=(0, 1))  # (64,)
+        assert per_bin.shape == (64,)
+        assert (np.abs(per_bin[[0, 1, 2, 61, 62, 63]] - 224) < 60).all(), per_bin
+
+
+def test_cfar_refuses_a_window_without_training_cells():
+    with pytest.raises(ValueError, match="without training cells"):
+        rm.ca_cfar(noise_db(1, shape=(8, 8))[0], guard=(8, 8), train=(0, 0))
 
 
 def test_cfar_uses_pfa():
@@ -289,6 +309,31 @@ def test_detection_scores_default_to_one_cell_and_take_any_zero_one_maps():
     assert (s["cfar_precision"], s["cfar_recall"]) == (0.5, 0.5)
     as_floats = rm.detection_scores(orig.astype(np.float32), recon.astype(np.float64))
     assert as_floats == s
+
+
+def test_detections_match_across_the_doppler_wrap_but_not_the_range_edges():
+    """Row 0 and row H - 1 are neighbours (the Doppler FFT is circular); range bins 0 and W - 1
+    are not."""
+    orig = cells((16, 8), [(0, 3), (7, 0)])
+    recon = cells((16, 8), [(15, 3), (7, 7)])  # one across the wrap, one across the range
+    s = rm.detection_scores(orig, recon, tolerance=1)
+    assert (s["cfar_precision"], s["cfar_recall"]) == (0.5, 0.5)
+    assert rm.detection_scores(orig, recon, tolerance=0)["cfar_recall"] == 0.0
+    wide = rm.detection_scores(cells((16, 8), [(1, 3)]), cells((16, 8), [(14, 3)]), tolerance=3)
+    assert (wide["cfar_precision"], wide["cfar_recall"]) == (1.0, 1.0)  # 3 rows apart, wrapped
+    apart = rm.detection_scores(cells((16, 8), [(1, 3)]), cells((16, 8), [(14, 3)]), tolerance=2)
+    assert (apart["cfar_precision"], apart["cfar_recall"]) == (0.0, 0.0)
+
+
+def test_a_map_rolled_by_one_doppler_row_scores_perfectly():
+    """CA-CFAR is circular in Doppler, so rolling a map by a row rolls its detections: a
+    target in the last row moves to row 0 and stays matched."""
+    amp = with_targets(noise_db(1, seed=8), [(223, 30), (100, 10)])[0]
+    amp[223, 30] = 35.0  # the strongest: the peak crosses the wrap too
+    s = rm.amplitude_metrics(amp, np.roll(amp, 1, axis=0))
+    assert rm.ca_cfar(amp)[0, 223, 30] and s["cfar_orig"] >= 2
+    assert (s["cfar_precision"], s["cfar_recall"], s["cfar_f1"]) == (1.0, 1.0, 1.0)
+    assert s["peak_err_doppler"] == 1.0 and s["peak_err_range"] == 0.0
 
 
 def test_frames_are_matched_separately():
