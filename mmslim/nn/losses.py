@@ -166,7 +166,8 @@ def floor_error(err_db: torch.Tensor, targets: torch.Tensor, margin: int = 2) ->
 
 def _local_mean(x: torch.Tensor, window: tuple[int, int] = CFAR_WINDOW) -> torch.Tensor:
     """Mean over a (h, w) window around every cell: Doppler wraps around (the FFT is circular),
-    range is mirrored at its edges, as in :func:`mmslim.metrics.radar.ca_cfar`."""
+    range is mirrored at its edges (CA-CFAR, :func:`mmslim.metrics.radar.ca_cfar`, leaves out
+    the cells past the edge instead; a training loss only needs a smooth local level)."""
     h, w = window
     x = F.pad(x, (0, 0, h // 2, h // 2), mode="circular")
     x = F.pad(x, (w // 2, w // 2, 0, 0), mode="reflect")

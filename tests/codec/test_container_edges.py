@@ -141,7 +141,7 @@ def header_file(**fields) -> bytes:
     """A frameless file whose header holds ``fields`` (raw codes and numbers, as in the layout
     of mmslim.codec.container) over valid defaults, with a correct CRC."""
     values = {
-        "magic": b"MMSL", "version": 2, "mode": 0, "kind": 0, "side": 0, "flags": 0,
+        "magic": b"MMSL", "version": 3, "mode": 0, "kind": 0, "side": 0, "flags": 0,
         "reserved": bytes(3), "fingerprint": FINGERPRINT, "n": 0, "k": K, "first": 0,
         "frame": (0, 0), "hi": (4, 2), "lo": (1, 1),
     }  # fmt: skip
@@ -169,13 +169,15 @@ def test_length_magic_and_version_are_checked_first():
     refused(header_file()[:47], "length", "file of 47 bytes is shorter than the header")
     refused(header_file(magic=b"MMSX"), "magic", r"not an mmslim file \(magic b'MMSX'")
     refused(header_file(version=0), "version", "^unknown file format version 0$")
-    refused(header_file(version=3), "version", "version 3 is newer than this mmslim reads")
-    refused(
-        header_file(version=1),
-        "version",
-        r"^file is in format 1, which predates format 2 \(frame sequence numbers, a new model "
-        r"fingerprint\); re-compress the maps with the model \(`mmslim compress`\)$",
-    )
+    refused(header_file(version=4), "version", "version 4 is newer than this mmslim reads")
+    for old in (1, 2):
+        refused(
+            header_file(version=old),
+            "version",
+            rf"^file is in format {old}, which predates format 3 \(format 2: frame sequence "
+            r"numbers, a new model fingerprint; format 3: the coarse grid first in ANS frames\); "
+            r"re-compress the maps with the model \(`mmslim compress`\)$",
+        )
 
 
 @pytest.mark.parametrize(
@@ -325,8 +327,9 @@ def test_limits_hold_at_their_exact_values():
     hi, lo, _ = grids(1)
     data = encode(hi, lo, np.array([[-1000.0, 1000.0]]))
     np.testing.assert_array_equal(decode_file(data, None, FINGERPRINT).side, [[-1000, 1000]])
-    # an all-zero last frame codes to an empty ANS string that ends exactly at the CRC
+    # an all-zero last frame codes to two empty ANS streams (the 2-byte length, 0 words) that
+    # end exactly at the CRC
     lo_zero = np.zeros((1, 1, 1), int)
     data = encode(np.zeros((1, 4, 2), int), lo_zero, np.array([[0.0, 1.0]]), mode="ans")
     decoded = decode_file(data, PRIOR, FINGERPRINT)
-    assert decoded.header.frame_bytes == (0,) and not decoded.indices_hi.any()
+    assert decoded.header.frame_bytes == (2,) and not decoded.indices_hi.any()

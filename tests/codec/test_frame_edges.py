@@ -36,7 +36,9 @@ def test_payload_bounds_by_hand():
     # least one bit per index; at most 512 and 56 lengths (256 + 28 bytes), 15 bits per index.
     assert payload_bounds("huffman", 896, 56, 512) == (2 * 65 + 119, 2 * 64 + 284 + 1785)
     assert payload_bounds("huffman", 5, 0, 16) == (2 * 2 + 1 + 1, 2 * 2 + 3 + 10)  # empty lo
-    assert payload_bounds("ans", 896, 56, 512) == (0, 4 * 716)  # 24 bits each + 64, in words
+    # ANS: the coarse stream's 2-byte length, then two streams of 24 bits per index + 64 bits,
+    # in 32-bit words: 56 -> 176 bytes, 896 -> 2696
+    assert payload_bounds("ans", 896, 56, 512) == (2, 2 + 176 + 2696)
     assert payload_bounds("fixed", 3, 2, 2) == (1, 1)  # 1 bit each
     with pytest.raises(ValueError, match=r"mode must be one of \('fixed', 'huffman', 'ans'\)"):
         payload_bounds("rle", 1, 1, 16)
