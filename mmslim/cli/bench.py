@@ -221,7 +221,10 @@ def _rd(args: argparse.Namespace) -> None:
         train_ablations(data, ablations, checkpoint, args.epochs, KINDS)
     kinds = KINDS if args.kind == "both" else (args.kind,)
     scenarios = ("held-out", "lab77") if args.scenario == "both" else (args.scenario,)
-    points = args.operating_points or sample_path("operating_points")
+    # the shipped operating points belong to the shipped model: default only without --checkpoint
+    points = args.operating_points or (
+        sample_path("operating_points") if args.checkpoint is None else None
+    )
     rows = rd.run_rd(
         data, checkpoint, args.out, args.frames, ablations, kinds, progress=True,
         threads=args.threads, scenarios=scenarios, operating_points=points,
