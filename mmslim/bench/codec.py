@@ -14,7 +14,7 @@ import torch
 from mmslim.bench.speed import _timeit
 from mmslim.codec.frames import FrameCoder
 from mmslim.codec.prior import IndexPrior
-from mmslim.config import CODING_MODES
+from mmslim.config import CODING_MODES, KINDS
 
 
 def zipf_probs(rng: np.random.Generator, num_codes: int, exponent: float = 1.1) -> np.ndarray:
@@ -87,7 +87,7 @@ def bench_codec(data=None, checkpoint_dir=None) -> list[dict]:
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else root / "pretrained"
     frames = load_frames(data, expected_shape=None)
     rows = []
-    for kind in ("amplitude", "phase"):
+    for kind in KINDS:
         model, state = load_model(checkpoint_dir / f"{kind}.pt", stage=kind)
         val = frames.of_subjects(state["split"]["val"])
         maps, amp = getattr(val, kind), val.amplitude

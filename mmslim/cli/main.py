@@ -322,26 +322,13 @@ def _read_maps(path: Path, kind: str, amplitude: Path | None):
 
 def _load_npy(path: Path):
     """A .npy file of one (H, W) map or (N, H, W) maps, as (N, H, W); integer maps are
-    converted to float32 with a note, anything else that is not a real float array refused."""
+    converted to float32 with a note (reading: :func:`mmslim.data.dataset.load_npy`)."""
     import numpy as np
 
-    head = _read_file(path, ".npy map file")[:6]
-    if head != b"\x93NUMPY":
-        raise ValueError(
-            f"{path} is not a readable .npy file (it does not start with numpy's magic bytes); "
-            "save maps with numpy.save(path, maps)"
-        )
-    try:
-        maps = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        if "allow_pickle" in str(err) or "Object arrays" in str(err):
-            raise ValueError(
-                f"{path} holds Python objects, not numbers; mmslim never unpickles input. Save "
-                "a float array: numpy.save(path, np.asarray(maps, dtype=np.float32))"
-            ) from None
-        raise ValueError(f"{path} is a damaged .npy file ({err}); save it again") from None
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path} is a truncated or damaged .npy file ({err})") from None
+    from mmslim.data.dataset import load_npy
+
+    _check_file(path, ".npy map file")
+    maps = load_npy(path)
     if maps.dtype.kind in "iu":
         print(f"note: {path} holds {maps.dtype} values; converted to float32", file=sys.stderr)
         maps = maps.astype(np.float32)
@@ -350,11 +337,15 @@ def _load_npy(path: Path):
     return maps  # dtype, shape and values are checked by compress_maps (codec.inputs)
 
 
-def _read_file(path: Path, what: str) -> bytes:
+def _check_file(path: Path, what: str) -> None:
     if path.is_dir():
         raise ValueError(f"{path} is a folder; pass the {what} itself")
     if not path.is_file():
         raise ValueError(f"{path} does not exist; pass an existing {what}")
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    _check_file(path, what)
     return path.read_bytes()
 
 

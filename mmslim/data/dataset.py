@@ -118,7 +118,7 @@ def _read_folder(root: Path) -> FrameSet:
             parsed.append(parse_frame_filename(name))
         except ValueError as err:
             raise DataError(f"{folders['amplitude'] / name}: {err}") from None
-    maps = {kind: [_load_npy(folders[kind] / n) for n in names["amplitude"]] for kind in KINDS}
+    maps = {kind: [_load_frame(folders[kind] / n) for n in names["amplitude"]] for kind in KINDS}
     shapes = {m.shape for kind in KINDS for m in maps[kind]}
     if len(shapes) > 1:
         for kind in KINDS:
@@ -137,7 +137,10 @@ def _read_folder(root: Path) -> FrameSet:
     )
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def load_npy(path: str | Path) -> np.ndarray:
+    """A ``.npy`` file read safely (never unpickled), as stored. ``DataError`` names what is
+    wrong with a file that is not a readable numeric ``.npy`` and how to fix it."""
+    path = Path(path)
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic != b"\x93NUMPY":
@@ -146,7 +149,7 @@ def _load_npy(path: Path) -> np.ndarray:
             "Save frames with numpy.save(path, frame)."
         )
     try:
-        x = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except ValueError as err:
         if "allow_pickle" in str(err) or "Object arrays" in str(err):  # never unpickle input
             raise DataError(
@@ -156,6 +159,10 @@ def _load_npy(path: Path) -> np.ndarray:
         raise DataError(f"{path} is a damaged .npy file ({err}). Re-export it.") from None
     except Exception as err:  # numpy raises several types for a broken file
         raise DataError(f"{path} is not a readable .npy file ({err}). Re-export it.") from None
+
+
+def _load_frame(path: Path) -> np.ndarray:
+    x = load_npy(path)
     if x.ndim != 2:
         raise DataError(f"{path} has shape {x.shape}; a frame is one 2-D map (Doppler x range).")
     return x

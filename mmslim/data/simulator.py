@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from mmslim.config import SCENARIO_NAMES
+from mmslim.config import KINDS, SCENARIO_NAMES
 from mmslim.data.layout import frame_filename
 from mmslim.data.radar import SPEED_OF_LIGHT, RadarConfig, to_amplitude_db, to_phase
 from mmslim.data.walker import Walker, ellipsoid_rcs
@@ -332,7 +332,7 @@ def write_dataset(
     NAME from :func:`mmslim.data.layout.frame_filename`; subjects and sequences count from 0.
     Returns the number of frames written."""
     out_dir = Path(out_dir)
-    for sub in ("amplitude", "phase"):
+    for sub in KINDS:
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     written = 0
     for subject, sequence, amp, phase in _all_sequences(
