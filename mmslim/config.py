@@ -431,6 +431,9 @@ class TrainConfig(_Config):
             "target_weight": 3.0,
             "spread_weight": 0.0,
             "floor_weight": 1.0,
+            # from scratch the target term pulls MaskNet's mask down on targets for the first
+            # epochs; a stronger split term keeps it splitting from the start
+            "split_weight": 3.0,
             "rate_weight": 1.0,
             "val_every": 4,
         },

@@ -32,6 +32,7 @@ Decoders clamp to [0, 1] before de-normalising, as mmSlim's does: every map is k
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -141,7 +142,8 @@ class SparseList(Codec):
             keep = rel >= -setting  # (H, W)
             values = np.round((rel[keep] + setting) / self.step_db).astype(np.uint8)  # (M,)
             power = np.where(keep, np.nan, 10.0 ** (rel / 10.0))  # (H, W) floor cells only
-            with np.errstate(all="ignore"):  # a column of kept cells only: no floor there
+            with warnings.catch_warnings():  # a column of kept cells only: no floor there
+                warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an all-NaN column
                 floor = 10.0 * np.log10(np.nanmean(power, axis=0))  # (W,) per range bin
             floor = np.nan_to_num(floor, nan=-setting)
             floor_q = np.clip(np.round(-floor / self.floor_step_db), 0, 255).astype(np.uint8)

@@ -196,8 +196,9 @@ def _check_09(r):
     for name in ("vq", "fsq"):
         ssim, bits, dead = _finite(r, f"{name}_ssim", f"{name}_bits_per_element", f"{name}_dead_hi")
         assert -1 <= ssim <= 1 and 0 < bits < 9 and 0 <= dead <= 1
-    # the shipped benchmark results cover every variant: a new one needs a new benchmark run
-    assert r["full_variants"] == r["n_variants"]
+    # the shipped results cover known variants only, and the notebook names those they lack
+    assert r["full_variants"] + r["unbenchmarked_variants"] == r["n_variants"]
+    assert r["full_variants"] >= 12
 
 
 CHECKS = {name: globals()[f"_check_{name[:2]}"] for name in ALL}  # every notebook has one
