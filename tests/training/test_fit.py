@@ -248,3 +248,26 @@ def test_resume_with_another_model_config_is_refused(amp_run, frames):
 def test_unknown_stage_names_the_stages(frames, tmp_path):
     with pytest.raises(ValueError, match=r"stage must be one of \('amplitude', 'phase'\)"):
         train("doppler", frames, tmp_path, TINY, _recipe(), progress=False)
+
+
+def test_init_starts_from_a_checkpoints_weights_with_a_fresh_recipe(amp_run, frames, tmp_path):
+    """With every learning rate 0, a fine-tuning run keeps the weights it started from (the
+    EMA codebooks and BatchNorm statistics still move: they are not learned by gradient)."""
+    still = _recipe(epochs=1, batch_size=2, lr_hi=0.0, lr_lo=0.0, lr_mask=0.0)
+    tuned = train("amplitude", frames, tmp_path / "ft", SPREAD, still, init=amp_run.checkpoint,
+                  progress=False)  # fmt: skip
+    start = load_checkpoint(amp_run.checkpoint)["model"]
+    for name, p in tuned.model.named_parameters():
+        if "codebook" not in name:
+            assert torch.equal(p.detach(), start[name]), name
+    assert [r["epoch"] for r in tuned.history] == [1]  # a new run, not a resumed one
+    fresh = train("amplitude", frames, tmp_path / "fresh", SPREAD, still, progress=False)
+    name = next(n for n, _ in fresh.model.named_parameters() if "codebook" not in n)
+    assert not torch.equal(dict(fresh.model.named_parameters())[name].detach(), start[name])
+
+
+def test_init_from_weights_of_another_shape_is_refused(amp_run, frames, tmp_path):
+    other = ModelConfig.preset("tiny", code_dim=4)
+    with pytest.raises(CheckpointError, match="--init .* do not fit this model config"):
+        train("amplitude", frames, tmp_path, other, _recipe(), init=amp_run.checkpoint,
+              progress=False)  # fmt: skip
