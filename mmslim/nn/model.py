@@ -239,7 +239,8 @@ class MMSlim(nn.Module):
             grid = self.latent_shapes(*x.shape[-2:])["hi"]
             missing = lost_patches((len(x), *grid), lost_share).to(x.device)
             lost = (missing, self.likely_fine_code())
-        hi, lo = self.hi(x_hi, lost), self._lo(x_lo)
+        hi = self.hi(x_hi) if lost is None else self.hi(x_hi, lost)
+        lo = self._lo(x_lo)
         out = {
             "x_hat": hi["x_hat"] + lo["x_hat"],  # the reference negated this sum; we do not
             "x_hat_hi": hi["x_hat"],
