@@ -19,10 +19,9 @@ targets. The receiver may therefore replace the decoded floor, with no bits spen
 The target region is found on the decoded map, the only map the receiver has; the metrics
 define it the same way on the original (:func:`mmslim.metrics.radar.target_region`).
 
-Reference: Herre & Johnston, "Continuously signal-adaptive filterbank for high-quality perceptual
-audio coding" (perceptual noise substitution), IEEE WASPAA 1997; 3GPP TS 26.445 (EVS) noise
-filling. Rayleigh statistics of thermal noise: Richards, *Fundamentals of Radar Signal
-Processing*, ch. 6.
+References: Herre & Schulz, "Extending the MPEG-4 AAC Codec by Perceptual Noise Substitution",
+AES 104th Convention, 1998; 3GPP TS 26.445 (EVS codec, noise filling). Thermal noise has Rayleigh
+amplitude and exponential power: Richards, *Fundamentals of Radar Signal Processing*.
 """
 
 from __future__ import annotations

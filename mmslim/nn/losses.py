@@ -224,8 +224,9 @@ def soft_bits(
     close to ``p``. The gradient is that of the soft version, each latent's soft assignment
     ``q(k) = softmax(-|z - e_k|^2 / tau)`` scored as ``sum_k q(k) (-log2 p(k))`` (``tau``: the
     mean distance to the nearest codeword), a straight-through estimate: the soft value alone
-    overstates the rate (a soft assignment spreads over rarer, costlier codes) by 40-70 % on
-    the shipped models, the hard one has no gradient.
+    overstates the rate (a soft assignment spreads over rarer, costlier codes; by 40-70 % of
+    the file on the models it was checked on, ``mmslim bench rate``), the hard one has no
+    gradient.
 
     z: (B, D, h, w) latents; codewords: (K, D); indices: (B, h, w) int64. Returns total bits.
     """
