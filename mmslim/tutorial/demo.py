@@ -28,20 +28,20 @@ from pathlib import Path
 from mmslim.tutorial.record import format_value, unit_of
 from mmslim.tutorial.runner import SCALES, NotebookRun, list_notebooks, repo_root, run_notebooks
 
-# Seconds each notebook took at the cpu scale, measured by this demo on a 2-core machine that
-# other jobs kept busy (load average 5.5 to 7; the demo niced, one OpenMP thread): 17:54 in all.
-# Idle cores are faster; that time is not measured yet. The total is announced before a run.
+# Seconds each notebook took at the cpu scale, measured by this demo on 2 idle CPU cores (one
+# OpenMP thread): 8:12 summed here, 8:17 for the whole run. A busy machine takes longer: 17:54 with other
+# jobs keeping both cores busy. The total is announced before a run.
 EXPECTED_SECONDS = {
-    "00_radar_primer": 17,
-    "01_encoders_decoders": 15,
-    "02_vector_quantizer": 17,
-    "03_masknet": 22,
-    "04_train_amplitude": 479,
-    "05_train_phase": 348,
-    "06_masks_codebooks_perplexity": 36,
-    "07_bitstream_and_rate": 70,
-    "08_mask_explorer": 16,
-    "09_quantizer_zoo": 43,
+    "00_radar_primer": 9,
+    "01_encoders_decoders": 7,
+    "02_vector_quantizer": 9,
+    "03_masknet": 9,
+    "04_train_amplitude": 198,
+    "05_train_phase": 148,
+    "06_masks_codebooks_perplexity": 23,
+    "07_bitstream_and_rate": 53,
+    "08_mask_explorer": 11,
+    "09_quantizer_zoo": 25,
 }
 LOG_EVERY_S = 20.0  # when stdout is not a terminal: at most one progress line this often
 
@@ -81,8 +81,8 @@ def expected_line(names: list[str], scale: str) -> str:
     known = [EXPECTED_SECONDS[n] for n in names if n in EXPECTED_SECONDS]
     if not known:
         return "expected time: not measured for these notebooks"
-    return (f"expected time: about {_clock(sum(known))} (min:s), as measured on 2 CPU cores "
-            "shared with other jobs; less on idle cores")  # fmt: skip
+    return (f"expected time: about {_clock(sum(known))} (min:s), as measured on 2 idle CPU cores; "
+            "about twice that on a busy machine")  # fmt: skip
 
 
 def last_bar(progress_file: Path) -> str:

@@ -136,7 +136,7 @@ def test_expected_time_is_stated_for_every_notebook_of_the_series():
     assert set(EXPECTED_SECONDS) == set(list_notebooks())
     line = expected_line(list_notebooks(), "cpu")
     total = sum(EXPECTED_SECONDS.values())
-    assert f"{total // 60}:{total % 60:02d}" in line and "2 CPU cores" in line
+    assert f"{total // 60}:{total % 60:02d}" in line and "2 idle CPU cores" in line
     assert "GPU" in expected_line(list_notebooks(), "paper")
 
 
