@@ -29,8 +29,8 @@ from mmslim.tutorial.record import format_value, unit_of
 from mmslim.tutorial.runner import SCALES, NotebookRun, list_notebooks, repo_root, run_notebooks
 
 # Seconds each notebook took at the cpu scale, measured by this demo on 2 idle CPU cores (one
-# OpenMP thread): 8:12 summed here, 8:17 for the whole run. A busy machine takes longer: 17:54 with other
-# jobs keeping both cores busy. The total is announced before a run.
+# OpenMP thread): 8:12 summed here, 8:17 for the whole run. A busy machine takes longer: 17:54
+# with other jobs keeping both cores busy. The total is announced before a run.
 EXPECTED_SECONDS = {
     "00_radar_primer": 9,
     "01_encoders_decoders": 7,
