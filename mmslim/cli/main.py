@@ -25,6 +25,13 @@ from mmslim.cli.errors import (
     describe_error,
     what_was_saved,
 )
+from mmslim.cli.files import (
+    load_stage_model,
+    read_file,
+    read_key,
+    read_maps,
+    write_file,
+)
 from mmslim.config import (
     BACKENDS,
     CODING_MODES,
@@ -305,82 +312,13 @@ def _prior(args) -> None:
     print(f"prior of {len(state['split']['train'])} training subjects stored in {args.checkpoint}")
 
 
-def _read_maps(path: Path, kind: str, amplitude: Path | None):
-    """(maps (N, H, W), amplitude (N, H, W) or None) from .npy, a folder or a bundle."""
-    from mmslim.data.dataset import load_frames
-
-    if path.suffix == ".npy":
-        maps = _load_npy(path)
-        if kind == "phase" and amplitude is None:
-            raise ValueError("a phase .npy needs --amplitude FILE: the mask looks at amplitude")
-        return maps, None if amplitude is None else _load_npy(amplitude)
-    if path.is_file() and path.suffix != ".npz":
-        raise ValueError(f"{path} is neither a .npy map file, an .npz bundle nor a data folder")
-    frames = load_frames(path, expected_shape=None)
-    return getattr(frames, kind), frames.amplitude
-
-
-def _load_npy(path: Path):
-    """A .npy file of one (H, W) map or (N, H, W) maps, as (N, H, W); integer maps are
-    converted to float32 with a note (reading: :func:`mmslim.data.dataset.load_npy`)."""
-    import numpy as np
-
-    from mmslim.data.dataset import load_npy
-
-    _check_file(path, ".npy map file")
-    maps = load_npy(path)
-    if maps.dtype.kind in "iu":
-        print(f"note: {path} holds {maps.dtype} values; converted to float32", file=sys.stderr)
-        maps = maps.astype(np.float32)
-    if maps.ndim == 2:
-        maps = maps[None]  # one (H, W) map becomes (1, H, W)
-    return maps  # dtype, shape and values are checked by compress_maps (codec.inputs)
-
-
-def _check_file(path: Path, what: str) -> None:
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; pass the {what} itself")
-    if not path.is_file():
-        raise ValueError(f"{path} does not exist; pass an existing {what}")
-
-
-def _read_file(path: Path, what: str) -> bytes:
-    _check_file(path, what)
-    return path.read_bytes()
-
-
-def _model(path: Path):
-    """(model, its stage) from a checkpoint."""
-    from mmslim.training.checkpoint import CheckpointError, load_model
-
-    model, state = load_model(path)
-    if state.get("stage") not in STAGES:
-        raise CheckpointError(f"{path} does not say which stage it trained ({STAGES})")
-    return model, state["stage"]
-
-
-def _key(args):
-    from mmslim.codec import read_key_file
-
-    return None if args.key_file is None else read_key_file(args.key_file)
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write atomically: an interrupted command leaves no half file."""
-    from mmslim.files import atomic_write
-
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; pass the name of the file to write")
-    atomic_write(path, lambda f: f.write(data))
-
-
 def _compress(args) -> None:
     from mmslim.codec.maps import compress_maps
     from mmslim.codec.rate import rate_report
 
-    key = _key(args)
-    model, kind = _model(args.checkpoint)
-    maps, amp = _read_maps(args.input, kind, args.amplitude)
+    key = read_key(args)
+    model, kind = load_stage_model(args.checkpoint)
+    maps, amp = read_maps(args.input, kind, args.amplitude)
     data = compress_maps(
         model,
         maps,
@@ -392,7 +330,7 @@ def _compress(args) -> None:
         first_sequence=args.first_sequence,
         backend=args.backend,
     )
-    _write(args.output, data)
+    write_file(args.output, data)
     r = rate_report(data, maps.size)
     print(
         f"{len(maps)} {kind} frame(s) -> {args.output} ({len(data)} bytes): "
@@ -407,11 +345,11 @@ def _decompress(args) -> None:
 
     from mmslim.codec.maps import decompress_maps
 
-    key = _key(args)
-    data = _read_file(args.input, ".mmsl file")
+    key = read_key(args)
+    data = read_file(args.input, ".mmsl file")
     if args.output.is_dir():
         raise ValueError(f"{args.output} is a folder; pass the name of the .npy file to write")
-    model, kind = _model(args.checkpoint)
+    model, kind = load_stage_model(args.checkpoint)
     maps, decoded = decompress_maps(
         model,
         data,
@@ -426,7 +364,7 @@ def _decompress(args) -> None:
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
     buffer = io.BytesIO()
     np.save(buffer, maps)
-    _write(output, buffer.getvalue())
+    write_file(output, buffer.getvalue())
     first, n = decoded.header.first_sequence, len(maps)
     numbers = f"numbered {first} to {first + n - 1}" if n else "none"
     print(f"{n} {decoded.kind} frame(s) of {maps.shape[1:]} ({numbers}) -> {output}")
@@ -435,7 +373,7 @@ def _decompress(args) -> None:
 def _export(args) -> None:
     from mmslim.export.onnx import export_onnx
 
-    model, kind = _model(args.checkpoint)
+    model, kind = load_stage_model(args.checkpoint)
     for path in export_onnx(model, args.out):
         print(f"{kind} {path.stem}: {path} ({path.stat().st_size} bytes)")
 
@@ -443,7 +381,7 @@ def _export(args) -> None:
 def _inspect(args) -> None:
     from mmslim.codec import rate_report, read_header
 
-    data = _read_file(args.input, ".mmsl file")
+    data = read_file(args.input, ".mmsl file")
     h = read_header(data)
     height, width = h.frame_shape
     elements = h.num_frames * height * width  # 0: no frames, or a frame size not recorded
