@@ -166,9 +166,13 @@ def _runner(model, backend, shape: tuple[int, int]):
 
 def _normalized(maps: np.ndarray):
     """(b, H, W) float32 maps in physical units, already checked -> ((b, 1, H, W) float32 in
-    [0, 1], min (b,), max (b,))."""
-    x01, vmin, vmax = normalize(torch.from_numpy(np.ascontiguousarray(maps)))
-    return x01[:, None].numpy(), vmin.numpy(), vmax.numpy()  # (b, 1, H, W)
+    [0, 1], min (b,), max (b,)).
+
+    In numpy, not torch: the same IEEE float32 arithmetic (equal bit for bit), but no OpenMP
+    reduction, whose threads wait for busy cores (20 ms for one frame's min and max on a loaded
+    2-core machine, against 0.02 ms here)."""
+    x01, vmin, vmax = normalize(np.ascontiguousarray(maps))
+    return x01[:, None], vmin, vmax  # (b, 1, H, W)
 
 
 def decompress_maps(
