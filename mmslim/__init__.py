@@ -14,15 +14,35 @@ The public API is re-exported here::
 
     from mmslim import MMSlim, ModelConfig, load_model, compress_maps, decompress_maps
 
-Importing it does not touch a GPU.
+Importing it does not touch a GPU, nor import PyTorch: each name is imported on first use, so
+that the parts that run without PyTorch (the exported codec, :mod:`mmslim.export.sensor`) load
+without it.
 """
+
+import importlib
 
 __version__ = "0.2.0"
 
-from mmslim.codec import BitstreamError, compress_maps, decompress_maps  # noqa: E402
-from mmslim.config import ModelConfig, TrainConfig  # noqa: E402
-from mmslim.nn import MMSlim  # noqa: E402
-from mmslim.training.checkpoint import load_model  # noqa: E402
+_HOMES = {  # public name -> the module that defines it
+    "BitstreamError": "mmslim.codec.frames",
+    "compress_maps": "mmslim.codec.maps",
+    "decompress_maps": "mmslim.codec.maps",
+    "ModelConfig": "mmslim.config",
+    "TrainConfig": "mmslim.config",
+    "MMSlim": "mmslim.nn.model",
+    "load_model": "mmslim.training.checkpoint",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'mmslim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "BitstreamError",

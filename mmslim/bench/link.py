@@ -20,7 +20,8 @@ import torch
 
 from mmslim.codec.frames import LO_WORDS, FrameCoder
 from mmslim.codec.maps import compress_maps, encode_maps
-from mmslim.data.dataset import FrameSet, denormalize, normalize
+from mmslim.data.arrays import denormalize, normalize
+from mmslim.data.dataset import FrameSet
 from mmslim.metrics.radar import amplitude_metrics
 from mmslim.nn.model import lost_patches
 

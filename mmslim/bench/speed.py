@@ -219,8 +219,8 @@ def bench_parts(model, maps, settings: SpeedSettings, batch_size: int) -> list[d
     as the model computes it (``torch``), with BatchNorm folded and channels-last layout
     (``torch fold+cl``), and under ONNX Runtime (``onnx``: the folded part exported alone)."""
     from mmslim.data.dataset import normalize
-    from mmslim.export.backends import _session
     from mmslim.export.onnx import _export
+    from mmslim.export.runtime import _session
 
     x01 = normalize(torch.from_numpy(maps))[0][:, None].numpy()  # (N, 1, H, W)
     exact, folded = _parts(model, x01, fold=False), _parts(model, x01, fold=True)
@@ -305,7 +305,7 @@ def bench_int8(model, kind, maps, amp, settings: SpeedSettings, calibration) -> 
     """The ONNX sender with int8 convolutions (dynamic; static, calibrated on ``calibration``
     training frames) against float32: share of indices equal to float32's, radar metrics of
     the reconstructions (amplitude models), and sender frames/s (one batch of all frames)."""
-    from mmslim.data.dataset import denormalize, normalize
+    from mmslim.data.arrays import denormalize, normalize
     from mmslim.export.backends import OnnxBackend
     from mmslim.metrics.radar import amplitude_metrics
 

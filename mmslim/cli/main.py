@@ -5,7 +5,7 @@ mmslim simulate --out DIR ...    simulated frames in the original folder layout 
 mmslim train --stage ...         train the amplitude or the phase stage
 mmslim prior --checkpoint ...    refit a checkpoint's entropy prior
 mmslim compress|decompress|inspect   maps <-> .mmsl files (--backend torch or onnx)
-mmslim export --checkpoint ...   sender.onnx and receiver.onnx for ONNX Runtime
+mmslim export --checkpoint ...   sender.onnx, receiver.onnx, codec.json: a codec without PyTorch
 mmslim bench TARGET              figures: simulate, train, codec, rd, quantizers (mmslim.cli.bench)
 """
 
@@ -185,9 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the receiver")
     s.set_defaults(func=_decompress)
 
-    s = sub.add_parser("export", help="write sender.onnx and receiver.onnx of a checkpoint")
+    s = sub.add_parser("export", help="sender.onnx, receiver.onnx and codec.json of a checkpoint")
     s.add_argument("--checkpoint", required=True, type=Path, help="amplitude.pt or phase.pt")
-    s.add_argument("--out", required=True, type=Path, help="folder for the two .onnx files")
+    s.add_argument("--out", required=True, type=Path, help="folder for the exported codec")
     s.set_defaults(func=_export)
 
     s = sub.add_parser("inspect", help="header, frame count, bits per element, ratios")
@@ -374,7 +374,7 @@ def _export(args) -> None:
     from mmslim.export.onnx import export_onnx
 
     model, kind = load_stage_model(args.checkpoint)
-    for path in export_onnx(model, args.out):
+    for path in export_onnx(model, args.out, kind=kind):
         print(f"{kind} {path.stem}: {path} ({path.stat().st_size} bytes)")
 
 

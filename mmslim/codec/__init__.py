@@ -1,6 +1,7 @@
 """Where bytes are made: the entropy prior, the coders, frames, the file container, rates.
 
-Read in this order: :mod:`~mmslim.codec.prior` (the per-branch index counts the model carries),
+Read in this order: :mod:`~mmslim.codec.prior` (the per-branch index counts the model carries;
+:mod:`~mmslim.codec.tables` holds them as plain arrays for code without PyTorch),
 :mod:`~mmslim.codec.ans` and :mod:`~mmslim.codec.prefix` (ANS, Huffman and fixed-length coders),
 :mod:`~mmslim.codec.frames` (one frame's two index grids <-> a byte string),
 :mod:`~mmslim.codec.header` and :mod:`~mmslim.codec.container` (the ``.mmsl`` file: header,
@@ -8,6 +9,9 @@ frame records, checksum, every field checked before use), :mod:`~mmslim.codec.au
 optional HMAC tag), :mod:`~mmslim.codec.inputs` (what maps may be coded),
 :mod:`~mmslim.codec.rate` (every byte accounted for) and :mod:`~mmslim.codec.maps` (maps in
 physical units <-> a file, through a model). The model never writes bytes itself.
+
+Nothing here imports PyTorch until a torch model is used (``IndexPrior`` is imported on first
+use), so that the exported codec (:mod:`mmslim.export.sensor`) runs without it.
 """
 
 from mmslim.codec.auth import read_key_file
@@ -22,8 +26,17 @@ from mmslim.codec.maps import (
     expected_of,
     fit_prior,
 )
-from mmslim.codec.prior import IndexPrior
 from mmslim.codec.rate import RateReport, rate_report
+from mmslim.codec.tables import PriorTables
+
+
+def __getattr__(name: str):
+    if name == "IndexPrior":  # an nn.Module: imports PyTorch
+        from mmslim.codec.prior import IndexPrior
+
+        return IndexPrior
+    raise AttributeError(f"module 'mmslim.codec' has no attribute {name!r}")
+
 
 __all__ = [
     "BitstreamError",
@@ -32,6 +45,7 @@ __all__ = [
     "FrameCoder",
     "Header",
     "IndexPrior",
+    "PriorTables",
     "RateReport",
     "check_maps",
     "compress_maps",

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import constriction
 import numpy as np
 
-from mmslim.codec.prior import check_indices
+from mmslim.codec.tables import check_indices
 
 PRECISION_BITS = 24  # constriction's default quantiser: every probability is a multiple of 2**-24
 TERMINATION_BITS = 64  # the coder's state, flushed at the end

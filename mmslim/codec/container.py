@@ -52,6 +52,7 @@ import dataclasses
 import math
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -69,8 +70,11 @@ from mmslim.codec.header import (
     parse_header,
 )
 from mmslim.codec.inputs import VALUE_RANGES
-from mmslim.codec.prior import IndexPrior
+from mmslim.codec.tables import PriorTables
 from mmslim.config import KINDS
+
+if TYPE_CHECKING:  # coding only reads a prior's tables: no PyTorch needed here
+    from mmslim.codec.prior import IndexPrior
 
 # Without the decoding model's grid sizes (Expected.shape_hi/lo) nothing but the header says how
 # many indices a frame holds, and an ANS payload cannot say it either (mmslim.codec.ans): this
@@ -98,7 +102,7 @@ def encode_file(
     indices_hi,
     indices_lo,
     side,
-    prior: IndexPrior | None,
+    prior: IndexPrior | PriorTables | None,
     model_fingerprint: bytes,
     kind: str,
     mode: str = "ans",
@@ -165,7 +169,7 @@ def read_header(data: bytes) -> Header:
 
 def decode_file(
     data: bytes,
-    prior: IndexPrior | None,
+    prior: IndexPrior | PriorTables | None,
     model_fingerprint: bytes | None,
     expected: Expected | None = None,
     key: bytes | None = None,

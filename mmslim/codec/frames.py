@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,8 +41,11 @@ from mmslim.codec.ans import (
     categorical_model,
     max_payload_bytes,
 )
-from mmslim.codec.prior import IndexPrior, check_indices
+from mmslim.codec.tables import PriorTables, check_indices
 from mmslim.config import BRANCHES, CODING_MODES, MAX_CODES
+
+if TYPE_CHECKING:  # coding only reads a prior's tables: no PyTorch needed here
+    from mmslim.codec.prior import IndexPrior
 
 MAX_INDICES_PER_FRAME = 1 << 20  # bounds memory when a hostile header claims huge grids
 LO_WORDS = struct.Struct("<H")  # ans frames: 32-bit words of the coarse stream, which comes first
@@ -117,7 +121,9 @@ class FrameCoder:
     Build one per stream: the ANS models are quantised once here, identically on both sides.
     """
 
-    def __init__(self, mode: str, prior: IndexPrior | None = None, num_codes: int | None = None):
+    def __init__(
+        self, mode: str, prior: IndexPrior | PriorTables | None = None, num_codes: int | None = None
+    ):
         if mode not in CODING_MODES:
             raise ValueError(f"mode must be one of {CODING_MODES}, got {mode!r}")
         if prior is not None:

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from mmslim.config import KINDS
-from mmslim.data.dataset import DataError
+from mmslim.data.arrays import DataError
 
 VALUE_RANGES = {"amplitude": (-1000.0, 1000.0), "phase": (-math.pi - 1e-4, math.pi + 1e-4)}
 UNITS = {"amplitude": "dB", "phase": "rad"}

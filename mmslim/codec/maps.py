@@ -22,33 +22,38 @@ Also fits the entropy prior (per-branch index frequencies on the training split)
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from mmslim.codec.container import decode_file, encode_file
-from mmslim.codec.floor import restore_floor, seed_of
 from mmslim.codec.frames import BitstreamError
 from mmslim.codec.header import Expected
 from mmslim.codec.inputs import check_maps
-from mmslim.codec.prior import IndexPrior
-from mmslim.data.dataset import FRAME_SHAPE, DataError, RadarFrames, denormalize, normalize
-from mmslim.export.backends import backend_for
+from mmslim.data.arrays import FRAME_SHAPE, DataError, denormalize, normalize
+
+if TYPE_CHECKING:  # PyTorch is imported where a torch model is used, not by the coding path
+    import torch
+
+    from mmslim.codec.prior import IndexPrior
+    from mmslim.data.dataset import RadarFrames
 
 
-@torch.no_grad()
 def encode_maps(model, x: torch.Tensor, mask_source: torch.Tensor | None, batch_size: int = 64):
     """Index grids of normalised maps ``x`` (N, 1, H, W): ``(indices_hi, indices_lo)`` as int64
     numpy arrays (N, H/4, W/4) and (N, H/16, W/16)."""
+    import torch
+
     model.eval()
     dev = next(model.parameters()).device
     hi, lo = [], []
-    for i in range(0, len(x), batch_size):
-        src = None if mask_source is None else mask_source[i : i + batch_size].to(dev)
-        enc = model.encode(x[i : i + batch_size].to(dev), src)
-        hi.append(enc["indices_hi"].cpu())
-        lo.append(enc["indices_lo"].cpu())
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            src = None if mask_source is None else mask_source[i : i + batch_size].to(dev)
+            enc = model.encode(x[i : i + batch_size].to(dev), src)
+            hi.append(enc["indices_hi"].cpu())
+            lo.append(enc["indices_lo"].cpu())
     return torch.cat(hi).numpy(), torch.cat(lo).numpy()
 
 
@@ -73,7 +78,7 @@ def expected_of(
         raise ValueError(f"frame_shape {tuple(frame_shape)} cannot be decoded: {err}") from None
     return Expected(
         fingerprint=model.fingerprint() if fingerprint is None else fingerprint,
-        num_codes=model.config.num_codes,
+        num_codes=model.prior.num_codes,
         kind=kind,
         frame_shape=tuple(frame_shape),
         shape_hi=grids["hi"],
@@ -148,7 +153,7 @@ def compress_maps(
         runner.fingerprint,
         kind,
         mode,
-        num_codes=model.config.num_codes,
+        num_codes=model.prior.num_codes,
         frame_shape=maps.shape[1:],
         first_sequence=first_sequence,
         key=key,
@@ -160,6 +165,8 @@ def _runner(model, backend, shape: tuple[int, int]):
     ``shape`` (H, W): an ONNX graph is exported for one frame shape."""
     if not isinstance(backend, str):
         return backend
+    from mmslim.export.backends import backend_for
+
     options = {"shape": tuple(shape)} if backend == "onnx" else {}
     return backend_for(model, backend, **options)
 
@@ -229,6 +236,8 @@ def decompress_maps(
         x01 = np.clip(x_hat[:, 0], 0, 1)  # (b, H, W)
         out[i : i + step] = denormalize(x01, side[i : i + step, 0], side[i : i + step, 1])
     if decoded.header.kind == "amplitude" and floor != "none":
+        from mmslim.codec.floor import restore_floor, seed_of
+
         out = restore_floor(out, floor, seed_of(data))
         vmin, vmax = side[:, 0, None, None], side[:, 1, None, None]  # (N, 1, 1) each
         np.clip(out, vmin, vmax, out=out)  # noise filling stays in the frame's range

@@ -21,21 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmslim.codec.tables import PriorTables, check_indices, probabilities
 from mmslim.config import BRANCHES
-
-
-def check_indices(indices, num_codes: int, name: str = "indices") -> np.ndarray:
-    """Return ``indices`` (any shape) as int64 numpy after checking they are integers in
-    [0, num_codes); raises ``ValueError`` otherwise."""
-    array = np.asarray(indices)
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
-    array = array.astype(np.int64)
-    if array.size and (array.min() < 0 or array.max() >= num_codes):
-        raise ValueError(
-            f"{name} must lie in [0, {num_codes}), got range [{array.min()}, {array.max()}]"
-        )
-    return array
 
 
 class IndexPrior(nn.Module):
@@ -101,9 +88,13 @@ class IndexPrior(nn.Module):
         return self.counts_hi if branch == "hi" else self.counts_lo
 
     def probs(self, branch: str) -> np.ndarray:
-        """(K,) float64 probabilities of ``branch``; the single place counts become floats."""
-        counts = self.counts(branch).cpu().numpy()
-        return counts / counts.sum()
+        """(K,) float64 probabilities of ``branch`` (:func:`~mmslim.codec.tables.probabilities`)."""
+        return probabilities(self.counts(branch).cpu().numpy())
+
+    def tables(self) -> PriorTables:
+        """The counts as numpy arrays, for coding without PyTorch (:mod:`mmslim.export.sensor`)."""
+        return PriorTables(self.counts_hi.cpu().numpy().copy(),
+                           self.counts_lo.cpu().numpy().copy(), self.is_fitted)  # fmt: skip
 
     def cross_entropy_bits(self, indices, branch: str) -> float:
         """Ideal code length of ``indices`` (any shape) under this prior: Σ −log2 p(index)."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mmslim.codec import prefix
 from mmslim.codec.container import decode_file, read_header
-from mmslim.codec.prior import IndexPrior
+
+if TYPE_CHECKING:  # coding only reads a prior's tables: no PyTorch needed here
+    from mmslim.codec.prior import IndexPrior
 
 
 @dataclass(frozen=True)

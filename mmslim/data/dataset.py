@@ -24,13 +24,11 @@ import torch
 from torch.utils.data import Dataset
 
 from mmslim.config import KINDS
+from mmslim.data.arrays import FRAME_SHAPE, DataError, denormalize, normalize  # noqa: F401
 from mmslim.data.layout import parse_frame_filename
 
-FRAME_SHAPE = (224, 64)  # Doppler rows x range bins
-
-
-class DataError(ValueError):
-    """Radar data that cannot be used; the message names the file and the fix."""
+# FRAME_SHAPE, DataError, normalize and denormalize live in mmslim.data.arrays (no PyTorch there,
+# for the exported codec) and are imported from here too.
 
 
 @dataclass
@@ -246,29 +244,6 @@ def save_bundle(frames: FrameSet, path: str | Path, dtype: str = "float16") -> N
         sequence=frames.sequence.astype(str),
         frame=frames.frame.astype(np.int32),
     )
-
-
-# --------------------------------------------------------------------------- normalising
-
-
-def normalize(x: np.ndarray | torch.Tensor, lo=None, hi=None):
-    """Per-frame min-max normalisation of maps ``(..., H, W)`` to [0, 1]: the one normalisation
-    that the model, the codec, the baselines and the metrics share.
-
-    Returns ``(x01, lo, hi)`` with ``lo``/``hi`` of shape ``(...)``: each frame's min and max,
-    unless given (e.g. to scale a reconstruction by its original's range).
-    """
-    if lo is None:
-        lo = x.min(-1)[0].min(-1)[0] if torch.is_tensor(x) else x.min(axis=(-2, -1))
-    if hi is None:
-        hi = x.max(-1)[0].max(-1)[0] if torch.is_tensor(x) else x.max(axis=(-2, -1))
-    x01 = (x - lo[..., None, None]) / (hi - lo)[..., None, None]
-    return x01, lo, hi
-
-
-def denormalize(x01, lo, hi):
-    """Inverse of :func:`normalize`: ``(..., H, W)`` in [0, 1] back to physical units."""
-    return x01 * (hi - lo)[..., None, None] + lo[..., None, None]
 
 
 # --------------------------------------------------------------------------- splitting

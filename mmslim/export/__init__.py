@@ -1,21 +1,40 @@
-"""The sender and receiver as inference graphs, their ONNX export and the backends that run
-them, read in this order: :mod:`~mmslim.export.graphs` (the two graphs, BatchNorm folded),
-:mod:`~mmslim.export.onnx` (``torch.onnx.export``, optional int8) and
+"""The sender and receiver as inference graphs, their ONNX export and what runs them, read in
+this order: :mod:`~mmslim.export.graphs` (the two graphs, BatchNorm folded),
+:mod:`~mmslim.export.onnx` (``torch.onnx.export``, optional int8, the exported folder),
+:mod:`~mmslim.export.runtime` (the graphs under ONNX Runtime, numpy only),
 :mod:`~mmslim.export.backends` (PyTorch or ONNX Runtime behind ``compress_maps(...,
-backend=...)``)."""
+backend=...)``) and :mod:`~mmslim.export.sensor` (an exported folder as a codec, without
+PyTorch).
 
-from mmslim.export.backends import OnnxBackend, TorchBackend, backend_for
-from mmslim.export.graphs import Receiver, Sender
-from mmslim.export.onnx import export_onnx, export_receiver, export_sender, quantize_int8
+Names are imported on first use: ``from mmslim.export import ExportedCodec`` does not import
+PyTorch.
+"""
 
-__all__ = [
-    "OnnxBackend",
-    "Receiver",
-    "Sender",
-    "TorchBackend",
-    "backend_for",
-    "export_onnx",
-    "export_receiver",
-    "export_sender",
-    "quantize_int8",
-]
+import importlib
+
+_HOMES = {  # public name -> the module that defines it
+    "ExportedCodec": "mmslim.export.sensor",
+    "OnnxGraphs": "mmslim.export.runtime",
+    "OnnxBackend": "mmslim.export.backends",
+    "TorchBackend": "mmslim.export.backends",
+    "backend_for": "mmslim.export.backends",
+    "Receiver": "mmslim.export.graphs",
+    "Sender": "mmslim.export.graphs",
+    "export_onnx": "mmslim.export.onnx",
+    "export_receiver": "mmslim.export.onnx",
+    "export_sender": "mmslim.export.onnx",
+    "quantize_int8": "mmslim.export.onnx",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'mmslim.export' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = sorted(_HOMES)

@@ -25,9 +25,6 @@ grids; their maps differ by float rounding only (about 1e-6 of the [0, 1] range)
 from __future__ import annotations
 
 import weakref
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -35,51 +32,9 @@ import numpy as np
 import torch
 
 from mmslim.config import BACKENDS
-from mmslim.data.dataset import FRAME_SHAPE
+from mmslim.data.arrays import FRAME_SHAPE
 from mmslim.export.graphs import Receiver, Sender
-
-BATCH_SIZE = 8  # frames per graph call: small, so memory stays flat (4 to 16 ran alike)
-
-
-class _Batches:
-    """How a backend spreads batches of frames over the cores: side by side, one batch per
-    core, each with single-threaded kernels.
-
-    Kernels split over threads end every operator in a barrier; on a busy machine that turns
-    into waiting for the slowest thread (measured: one warm frame took 100 ms with 2-thread
-    kernels on a loaded 2-core machine, 12 ms with one). Whole batches per core need no
-    barrier, and a lone batch (one frame from a sensor) runs on the calling thread.
-    """
-
-    threads: int = 1  # batches side by side
-    _pool: ThreadPoolExecutor | None = None
-
-    def map_batches(self, fn, items: Iterable, count: int) -> Iterator:
-        """``fn(item)`` for each of the ``count`` items, results in order, ``threads`` at a
-        time. At most two batches per thread are in flight, so memory stays bounded however
-        many frames there are."""
-        with self._single_threaded_kernels():
-            if self.threads <= 1 or count < 2:
-                yield from map(fn, items)
-                return
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mmslim")
-            pending: deque = deque()
-            for item in items:
-                pending.append(self._pool.submit(self._in_pool, fn, item))
-                if len(pending) >= 2 * self.threads:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-
-    @contextmanager
-    def _single_threaded_kernels(self):
-        """Single-threaded kernels on the calling thread while batches run."""
-        yield
-
-    def _in_pool(self, fn, item):
-        """``fn(item)`` on a pool thread, its kernels single-threaded."""
-        return fn(item)
+from mmslim.export.runtime import BATCH_SIZE, Batches, OnnxGraphs
 
 
 @dataclass(frozen=True)
@@ -93,7 +48,7 @@ class BackendKey:
     threads: int
 
 
-class TorchBackend(_Batches):
+class TorchBackend(Batches):
     """The graphs under PyTorch, in inference mode, on ``model``'s device.
 
     Args:
@@ -144,7 +99,7 @@ class TorchBackend(_Batches):
         return self.receiver(hi, lo).cpu().numpy()
 
 
-class OnnxBackend(_Batches):
+class OnnxBackend(OnnxGraphs):
     """The exported graphs under ONNX Runtime's CPU execution provider.
 
     Args:
@@ -171,42 +126,9 @@ class OnnxBackend(_Batches):
         sender = export_sender(model, shape)
         if int8:
             sender = quantize_int8(sender, calibration)
-        self.threads = threads or torch.get_num_threads()
         receiver = export_receiver(model, shape)
-        self.sender = _session(sender)  # single-threaded kernels, shared by the batch threads
-        self.receiver = _session(receiver)
-        self.fingerprint = model.fingerprint()
-        self.shape = tuple(shape)
-        self.batch_size = BATCH_SIZE
-
-    def encode(self, x: np.ndarray, mask_source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`TorchBackend.encode`."""
-        if tuple(x.shape[-2:]) != self.shape:
-            raise ValueError(
-                f"this ONNX sender was exported for {self.shape[0]} x {self.shape[1]} frames, "
-                f"got {x.shape[-2]} x {x.shape[-1]}: use backend='torch' or export for that size"
-            )
-        hi, lo = self.sender.run(None, {"x": x, "mask_source": mask_source})
-        return hi, lo
-
-    def decode(self, indices_hi: np.ndarray, indices_lo: np.ndarray) -> np.ndarray:
-        """As :meth:`TorchBackend.decode`."""
-        feeds = {"indices_hi": indices_hi.astype(np.int64, copy=False),
-                 "indices_lo": indices_lo.astype(np.int64, copy=False)}  # fmt: skip
-        return self.receiver.run(None, feeds)[0]
-
-
-def _session(onnx_bytes: bytes, threads: int = 1):
-    """An ONNX Runtime CPU session of ``onnx_bytes`` with ``threads`` intra-op threads and all
-    graph optimisations (constant folding, Conv+activation fusion, blocked NCHWc layouts).
-    Several threads may call ``run`` on it at once."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        threads = threads or torch.get_num_threads()
+        super().__init__(sender, receiver, model.fingerprint(), shape, threads)
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {key: backend}

@@ -11,7 +11,9 @@ the two graphs of :mod:`mmslim.export.graphs` with ``torch.onnx.export``:
 The batch size B is a dynamic axis; H and W are fixed at export time (224 x 64 by default).
 An amplitude model's ``mask_source`` is ``x`` itself; a phase model's is the amplitude map.
 The entropy coder and the container stay outside the graphs (:mod:`mmslim.codec`): a sensor
-codes the two index grids with the prior's tables, which the checkpoint holds.
+codes the two index grids with the prior's tables. :func:`export_onnx` writes them beside the
+graphs (``codec.json``), so that the folder alone is a codec
+(:class:`mmslim.export.sensor.ExportedCodec`, no PyTorch needed).
 
 Optionally the sender's convolutions are quantised to int8 with ONNX Runtime's tool, dynamic or
 static (:func:`quantize_int8`); the effect on indices and radar metrics is printed by
@@ -21,6 +23,7 @@ static (:func:`quantize_int8`); the effect on indices and radar metrics is print
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 
 from mmslim.export.graphs import Receiver, Sender
+from mmslim.export.runtime import CODEC_FILE
 
 OPSET = 17  # ONNX opset of the exported graphs (ONNX Runtime >= 1.14 runs it)
 SENDER_IO = (("x", "mask_source"), ("indices_hi", "indices_lo"))
@@ -114,10 +118,17 @@ class _Calibration:
         return next(self.batches, None)
 
 
-def export_onnx(model: torch.nn.Module, out_dir: str | Path, shape=(224, 64)) -> list[Path]:
-    """Write ``sender.onnx`` and ``receiver.onnx`` of ``model`` into ``out_dir``; returns paths.
+def export_onnx(
+    model: torch.nn.Module, out_dir: str | Path, shape=(224, 64), kind: str | None = None
+) -> list[Path]:
+    """Write ``sender.onnx``, ``receiver.onnx`` and ``codec.json`` of ``model`` into
+    ``out_dir``; returns their paths.
 
-    Each graph is checked with ``onnx.checker`` before it is written.
+    ``codec.json`` holds what files need besides the graphs: the model's fingerprint, the frame
+    shape and grid shapes, ``kind`` (the model's stage, ``"amplitude"`` or ``"phase"``, if
+    given) and the prior's counts and whether they were fitted (if not, only the ``"huffman"``
+    and ``"fixed"`` modes code). Each graph is checked with ``onnx.checker`` before it is
+    written.
     """
     import onnx
 
@@ -130,6 +141,17 @@ def export_onnx(model: torch.nn.Module, out_dir: str | Path, shape=(224, 64)) ->
         path = out_dir / f"{name}.onnx"
         path.write_bytes(data)
         paths.append(path)
+    prior = model.prior.tables()
+    codec = {
+        "kind": kind,
+        "frame_shape": list(shape),
+        "grids": {b: list(s) for b, s in model.latent_shapes(*shape).items()},
+        "fingerprint": model.fingerprint().hex(),
+        "prior": {"counts_hi": prior.counts_hi.tolist(), "counts_lo": prior.counts_lo.tolist(),
+                  "fitted": prior.fitted},
+    }  # fmt: skip
+    paths.append(out_dir / CODEC_FILE)
+    paths[-1].write_text(json.dumps(codec) + "\n")
     return paths
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mmslim.data.dataset import denormalize
+from mmslim.data.arrays import denormalize
 from mmslim.data.radar import RadarConfig
 from mmslim.metrics.radar import wrap_phase
 from mmslim.viz.labels import label as readable

@@ -3,6 +3,8 @@ int8 sender, and the ``--backend`` option of ``mmslim compress`` / ``decompress`
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -31,7 +33,7 @@ def x01(sample_frames):
 
 
 def test_exported_files_are_valid_and_run_without_mmslim(model, x01, tmp_path):
-    sender_path, receiver_path = export_onnx(model, tmp_path)
+    sender_path, receiver_path, _ = export_onnx(model, tmp_path)
     for path in (sender_path, receiver_path):
         onnx.checker.check_model(onnx.load(path), full_check=True)
     sender = ort.InferenceSession(str(sender_path), providers=["CPUExecutionProvider"])
@@ -81,7 +83,14 @@ def test_cli_backends_write_and_read_each_others_files(sample_frames, tmp_path, 
     assert "invalid choice: 'x'" in capsys.readouterr().err
 
 
-def test_cli_export_writes_both_graphs(tmp_path):
+def test_cli_export_writes_both_graphs_and_the_codec_description(model, tmp_path):
     assert main(["export", "--checkpoint", str(CHECKPOINT), "--out", str(tmp_path)]) == 0
     for name in ("sender", "receiver"):
         onnx.checker.check_model(onnx.load(tmp_path / f"{name}.onnx"))
+    spec = json.loads((tmp_path / "codec.json").read_text())
+    assert spec["kind"] == "amplitude" and spec["frame_shape"] == [224, 64]
+    assert spec["grids"] == {"hi": [56, 16], "lo": [14, 4]}
+    assert bytes.fromhex(spec["fingerprint"]) == model.fingerprint()
+    assert spec["prior"]["counts_hi"] == model.prior.counts_hi.tolist()
+    assert spec["prior"]["counts_lo"] == model.prior.counts_lo.tolist()
+    assert spec["prior"]["fitted"] is True

@@ -53,12 +53,18 @@ def nearest_codeword(
 
     ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2, and ||z||^2 is the same for every e, so the argmin
     is that of ||e||^2 + z.(-2 e): one ``addmm``. Scaling by -2 is exact in floating point, so
-    this equals ``addmm(||e||^2, z, e^T, alpha=-2)`` bit for bit. Ties go to the lowest index.
+    this equals ``addmm(||e||^2, z, e^T, alpha=-2)`` bit for bit. Ties go to the lowest index
+    (under ONNX export as well).
     A channels-last ``z`` is reshaped without a copy.
     """
     b, d, h, w = z.shape
     flat = z.permute(0, 2, 3, 1).reshape(-1, d)  # (B*h*w, D)
     dist = torch.addmm(norms, flat, neg2_codes_t)  # (B*h*w, K)
+    if torch.onnx.is_in_onnx_export():
+        # ONNX Runtime's ArgMin is a scalar loop (5x numpy's argmin); TopK with k = 1 gives the
+        # same index (ONNX's TopK puts the lowest index first among equal values) and ran the
+        # exported sender 15-20 % faster on 2 cores.
+        return dist.topk(1, dim=1, largest=False)[1].reshape(b, h, w)
     return dist.argmin(dim=1).reshape(b, h, w)  # (B, h, w)
 
 
