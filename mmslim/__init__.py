@@ -19,7 +19,7 @@ that the parts that run without PyTorch (the exported codec, :mod:`mmslim.export
 without it.
 """
 
-import importlib
+from mmslim.lazy import lazy_names
 
 __version__ = "0.2.0"
 
@@ -32,16 +32,7 @@ _HOMES = {  # public name -> the module that defines it
     "MMSlim": "mmslim.nn.model",
     "load_model": "mmslim.training.checkpoint",
 }
-
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'mmslim' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
 
 
 __all__ = [

@@ -28,14 +28,9 @@ from mmslim.codec.maps import (
 )
 from mmslim.codec.rate import RateReport, rate_report
 from mmslim.codec.tables import PriorTables
+from mmslim.lazy import lazy_names
 
-
-def __getattr__(name: str):
-    if name == "IndexPrior":  # an nn.Module: imports PyTorch
-        from mmslim.codec.prior import IndexPrior
-
-        return IndexPrior
-    raise AttributeError(f"module 'mmslim.codec' has no attribute {name!r}")
+__getattr__, _ = lazy_names(__name__, {"IndexPrior": "mmslim.codec.prior"})  # an nn.Module
 
 
 __all__ = [

@@ -10,7 +10,7 @@ Names are imported on first use: ``from mmslim.export import ExportedCodec`` doe
 PyTorch.
 """
 
-import importlib
+from mmslim.lazy import lazy_names
 
 _HOMES = {  # public name -> the module that defines it
     "ExportedCodec": "mmslim.export.sensor",
@@ -25,16 +25,6 @@ _HOMES = {  # public name -> the module that defines it
     "export_sender": "mmslim.export.onnx",
     "quantize_int8": "mmslim.export.onnx",
 }
-
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'mmslim.export' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
 
 __all__ = sorted(_HOMES)
