@@ -15,6 +15,11 @@ The sender and receiver graphs run under a backend (``backend="torch"`` or ``"on
 :mod:`mmslim.export.backends`), a batch of frames at a time, after those checks: the hot path
 neither validates again nor hashes the weights (the backend holds the fingerprint).
 
+``model`` is a trained :class:`~mmslim.nn.MMSlim`, or anything that offers what this module
+reads of one (``latent_shapes``, ``prior_for``, ``prior``, ``fingerprint``): the exported codec
+of :mod:`mmslim.export.sensor` is one, with its ONNX graphs as the backend. Nothing here imports
+PyTorch unless a torch model is used.
+
 Also fits the entropy prior (per-branch index frequencies on the training split) into the model's
 ``prior`` buffers.
 """
@@ -107,7 +112,8 @@ def compress_maps(
     key: HMAC key (>= 16 bytes) to authenticate the file (:mod:`mmslim.codec.auth`).
     first_sequence: sequence number of the first frame (continue a stream across files).
     backend: what runs the sender graph: ``"torch"`` (bit for bit the eval-mode model) or
-        ``"onnx"`` (ONNX Runtime), or a backend object of :mod:`mmslim.export.backends`.
+        ``"onnx"`` (ONNX Runtime), or a backend object (:mod:`mmslim.export.backends`,
+        :class:`mmslim.export.runtime.OnnxGraphs`).
 
     Frames are normalised and streamed through the backend a batch at a time, so memory beyond
     the checked input and the index grids does not grow with N.
