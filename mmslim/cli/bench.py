@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmslim.config import BACKENDS, KINDS, PRESETS, QUANTIZER_BRANCHES
+from mmslim.config import BACKENDS, KINDS, PRESETS, QUANTIZER_BENCH_RECIPES, QUANTIZER_BRANCHES
 
 
 def add_parser(sub) -> None:
@@ -95,6 +95,8 @@ def add_parser(sub) -> None:
     s.add_argument("--epochs", type=int, default=5, help="epochs per variant (default 5)")
     s.add_argument("--frames-per-sequence", type=int, help="use only the first frames")
     s.add_argument("--seed", type=int, default=0, help="training seed")
+    s.add_argument("--recipe", choices=QUANTIZER_BENCH_RECIPES, default="cpu-small",
+                   help="cpu-small (today's) or ssim-v1 (that of the shipped results)")  # fmt: skip
     s.add_argument("--resume", action="store_true", help="keep finished variants")
     s.add_argument("--out", type=Path, default=Path("runs/quantizers"), help="output folder")
     s.set_defaults(func=_quantizers)
@@ -203,6 +205,7 @@ def _quantizers(args: argparse.Namespace) -> None:
         branches=args.branches,
         seed=args.seed,
         resume=args.resume,
+        recipe=args.recipe,
     )
     print_table([{k: r[k] for k in COLUMNS} for r in rows])
     print(f"\nwrote {args.out}/quantizers.csv and quantizers.png")

@@ -21,6 +21,8 @@ OBJECTIVES = ("ssim", "radar")  # the paper's 1 - SSIM, or the radar-aware objec
 SSIM_WINDOWS = ("box", "gaussian")  # 11x11 uniform (reference) or Gaussian sigma 1.5
 SCENARIO_NAMES = ("default", "lab77")  # simulator set-ups (mmslim.data.simulator.SCENARIOS)
 FLOOR_MODES = ("none", "smooth", "noise")  # what the receiver draws for the floor (codec.floor)
+# training recipes of ``mmslim bench quantizers`` (mmslim.bench.quantizers.RECIPES)
+QUANTIZER_BENCH_RECIPES = ("cpu-small", "ssim-v1")
 MAX_CODES = 2**15  # largest codebook the file header and the prefix coders accept
 
 # quantizer families (mmslim.config.quantizers)

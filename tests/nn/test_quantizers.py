@@ -469,6 +469,25 @@ def test_bench_writes_table_and_plot(tmp_path):
     assert (tmp_path / "vq-ema" / "amplitude.pt").exists()
 
 
+def test_bench_recipes_set_the_fields_they_name():
+    from mmslim.bench.quantizers import recipe_configs
+
+    model, train = recipe_configs("cpu-small", epochs=3, seed=2)
+    assert model == ModelConfig.preset("cpu-small")
+    assert train == TrainConfig.preset("cpu-small", epochs=3, seed=2)
+    # ssim-v1: the cpu-small presets of the shipped bench results (mmslim/config.py at 44fdf2a)
+    model, train = recipe_configs("ssim-v1", epochs=5, seed=1)
+    sizes = {"hidden": 48, "res_hidden": 16, "n_res_layers": 2, "num_codes": 512, "code_dim": 32}
+    assert {k: getattr(model, k) for k in sizes} == sizes
+    assert model.mask_head == "reference"
+    recipe = {"epochs": 5, "seed": 1, "batch_size": 16, "lr_hi": 1e-3, "lr_lo": 1e-3,
+              "lr_mask": 5e-4, "lr_codebook_scale": 10.0, "objective": "ssim", "rate_weight": 0.0,
+              "val_every": 1, "ssim_window": "box", "lost_share": 0.0}  # fmt: skip
+    assert {k: getattr(train, k) for k in recipe} == recipe
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipe_configs("cpu-large")
+
+
 def test_summarise_groups_seeds_per_branch_setting():
     from mmslim.bench.quantizers import SUMMARY, summarise
     from mmslim.viz.bench import plot_quality_vs_rate

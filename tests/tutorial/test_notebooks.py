@@ -199,6 +199,13 @@ def _check_09(r):
     # the shipped results cover known variants only, and the notebook names those they lack
     assert r["full_variants"] + r["unbenchmarked_variants"] == r["n_variants"]
     assert r["full_variants"] >= 12
+    # section 6: the six later variants, in both branches and the fine one, each with 3 seeds
+    assert r["later_compared"] == 12
+    verdicts = [k for k in r if k.startswith("later_") and k.endswith("_verdict")]
+    assert len(verdicts) == 12
+    for key in verdicts:
+        assert r[key] in ("helps", "hurts", "within the noise"), key
+        _finite(r, key.removesuffix("_verdict") + "_dssim")
 
 
 CHECKS = {name: globals()[f"_check_{name[:2]}"] for name in ALL}  # every notebook has one
