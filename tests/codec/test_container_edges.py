@@ -271,6 +271,10 @@ def test_ans_records_that_run_past_the_end_are_refused_by_exact_field():
     )
     cut = body_of(data)[: HEADER.size + RECORD + first + RECORD - 4]  # frame 1's record cut
     refused_file(sealed(cut), "frame 1", "frame 1's record runs past the end of the file")
+    second = struct.unpack_from("<I", data, HEADER.size + RECORD + first + 10)[0]
+    cut = body_of(data)[: HEADER.size + RECORD + first + RECORD]  # the record ends the file
+    message = f"^frame 1 claims {second} bytes, past the end of the file$"
+    refused_file(sealed(cut), "frame 1 payload length", message)
 
 
 def test_what_the_decoder_knows_is_checked_by_exact_field():
@@ -292,8 +296,11 @@ def test_what_the_decoder_knows_is_checked_by_exact_field():
 
 def test_ans_files_name_the_prior_they_miss():
     data = encode(*grids(1), mode="ans")
-    with pytest.raises(BitstreamError, match="ANS-coded: decoding needs the model's fitted prior"):
-        decode_file(data, None, FINGERPRINT)
+    for prior in (None, IndexPrior(K)):  # none, or one never fitted
+        message = "^this file is ANS-coded: decoding needs the model's fitted prior$"
+        with pytest.raises(BitstreamError, match=message) as error:
+            decode_file(data, prior, FINGERPRINT)
+        assert error.value.field == "mode"
     other = IndexPrior(8).set_counts(np.ones(8, np.int64), np.ones(8, np.int64))
     with pytest.raises(BitstreamError, match="^file has K=16, the prior K=8$") as error:
         decode_file(data, other, FINGERPRINT)
@@ -322,7 +329,11 @@ def test_limits_hold_at_their_exact_values():
     at_cap = header_file(n=1, hi=(8192, 8191), lo=(8192, 1))
     assert 8192 * 8191 + 8192 == MAX_INDICES_PER_FILE
     refused(at_cap, "num_frames", "file too short for 1 frames")
-    refused(header_file(n=1, hi=(8192, 8191), lo=(8193, 1)), "num_frames", "exceed 67108864")
+    message = (
+        r"^1 frames of 67108865 indices exceed 67108864 indices; decode with the model's grid "
+        r"sizes \(decompress_maps, or Expected\) to lift the limit$"
+    )
+    refused(header_file(n=1, hi=(8192, 8191), lo=(8193, 1)), "num_frames", message)
     # side info at the ends of the plausible range is kept
     hi, lo, _ = grids(1)
     data = encode(hi, lo, np.array([[-1000.0, 1000.0]]))
