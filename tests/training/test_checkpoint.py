@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -71,6 +72,10 @@ def test_prior_of_a_checkpoint_written_before_it_was_a_buffer(tmp_path):
     assert model.prior.is_fitted
     assert torch.equal(model.prior.counts_hi, legacy["counts_hi"])
     assert torch.equal(model.prior.counts_lo, legacy["counts_lo"])
+    # Both: the buffers in the weights are the newer, and they win.
+    save_checkpoint({**state, "prior": legacy}, tmp_path / "both.pt")
+    model, _ = load_model(tmp_path / "both.pt")
+    assert torch.equal(model.prior.counts_hi, state["model"]["prior.counts_hi"])
     # No prior at all: the model loads with its unfitted (uniform) prior.
     save_checkpoint({**state, "model": weights}, tmp_path / "none.pt")
     model, _ = load_model(tmp_path / "none.pt")
@@ -83,6 +88,16 @@ def test_weights_that_do_not_fit_their_config_are_refused(tmp_path):
     other = ModelConfig.preset("tiny", hidden=8)
     save_checkpoint({**state, "model_config": other.to_dict()}, tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="weights do not fit the model its config describes"):
+        load_model(tmp_path / "c.pt")
+
+
+def test_a_checkpoint_without_a_model_config_is_refused_by_name(tmp_path):
+    save_checkpoint({"stage": "amplitude", "model": {}}, tmp_path / "c.pt")
+    message = (
+        rf"^{re.escape(str(tmp_path / 'c.pt'))} is an mmslim checkpoint without a usable model "
+        r"\(KeyError: 'model_config'\); use a checkpoint written by `mmslim train`\.$"
+    )
+    with pytest.raises(CheckpointError, match=message):
         load_model(tmp_path / "c.pt")
 
 
@@ -151,3 +166,12 @@ def test_a_slimmed_checkpoint_keeps_the_model_and_drops_the_optimiser(tmp_path):
     a, _ = load_model(tmp_path / "full.pt")
     b, _ = load_model(tmp_path / "slim.pt")
     assert a.fingerprint() == b.fingerprint()  # the same weights and prior: files interchange
+
+
+def test_a_slimmed_checkpoint_names_the_version_that_wrote_it(tmp_path):
+    """Slimming rewrites the file, so it carries this mmslim's version, not the original's."""
+    save_checkpoint({"stage": "phase", "version": "0.0.1", "optimizer": {}}, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["version"] == "0.0.1"
+    slim_checkpoint(tmp_path / "old.pt", tmp_path / "slim.pt")
+    back = load_checkpoint(tmp_path / "slim.pt", stage="phase")
+    assert back == {"format": FORMAT, "version": __version__, "stage": "phase"}
