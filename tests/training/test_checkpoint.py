@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from fractions import Fraction
 
 import pytest
 import torch
@@ -115,6 +116,38 @@ def test_missing_checkpoint_says_how_to_make_one(tmp_path):
         load_checkpoint(tmp_path / "none.pt")
     with pytest.raises(CheckpointError, match="--stage phase .* --amplitude-checkpoint FILE"):
         load_checkpoint(tmp_path / "none.pt", stage="phase")
+
+
+def test_folders_empty_files_and_pickles_are_refused_with_what_to_do(tmp_path):
+    def refused(path, message, stage=None):
+        with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+            load_checkpoint(path, stage)
+
+    refused(tmp_path, f"{tmp_path} is a folder; pass the checkpoint file in it (e.g. "
+            f"{tmp_path}/amplitude.pt).")  # fmt: skip
+    none = tmp_path / "none.pt"
+    train = f"no checkpoint at {none}; train one with `mmslim train --stage"
+    refused(none, f"{train} amplitude --data DATA --out DIR`.", "amplitude")
+    refused(none, f"{train} phase ... --amplitude-checkpoint FILE`.", "phase")
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    refused(empty, f"{empty} is empty (0 bytes): an interrupted copy or a failed download. Copy "
+            "it again or train again.")  # fmt: skip
+    opcode = tmp_path / "opcode.pt"
+    opcode.write_bytes(b"\x80\x02P0\n.")  # a pickle opcode that torch never allows
+    refused(opcode, f"{opcode} is not a PyTorch checkpoint, or a damaged one; re-copy it or train "
+            "again.")  # fmt: skip
+    objects = tmp_path / "objects.pt"
+    torch.save({"format": FORMAT, "stage": "amplitude", "share": Fraction(1, 3)}, objects)
+    refused(objects, f"{objects} holds pickled Python objects besides tensors, which mmslim "
+            "refuses to load (unpickling can run arbitrary code). Use a checkpoint written by "
+            "`mmslim train`.")  # fmt: skip
+
+
+def test_load_model_puts_the_model_on_the_device_asked_for(tmp_path):
+    save_checkpoint(model_state(), tmp_path / "c.pt")
+    model, _ = load_model(tmp_path / "c.pt", device="meta")  # a device every build has
+    assert {p.device.type for p in model.parameters()} == {"meta"} and not model.training
 
 
 def test_truncated_and_foreign_files_are_refused(tmp_path):
