@@ -151,17 +151,38 @@ def test_load_model_puts_the_model_on_the_device_asked_for(tmp_path):
 
 
 def test_truncated_and_foreign_files_are_refused(tmp_path):
+    """An unreadable file is refused with the loader's own error, whitespace collapsed and cut
+    at 120 characters, or "no details" where it has none."""
     save_checkpoint(model_state(), tmp_path / "c.pt")
     data = (tmp_path / "c.pt").read_bytes()
-    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="could not be read.*truncated.*re-copy it"):
-        load_checkpoint(tmp_path / "cut.pt")
-    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointError, match="not an mmslim checkpoint"):
-        load_checkpoint(tmp_path / "foreign.pt")
-    torch.save([1, 2, 3], tmp_path / "list.pt")
-    with pytest.raises(CheckpointError, match="not an mmslim checkpoint"):
-        load_checkpoint(tmp_path / "list.pt")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RuntimeError) as error:  # what the loader says about it
+        torch.load(cut, weights_only=True)
+    assert len(str(error.value)) > 120
+    detail = " ".join(str(error.value).split())[:120]
+    tail = (
+        "It may be truncated by an interrupted copy or not a PyTorch file; re-copy it or train "
+        "again."
+    )
+    message = f"{cut} could not be read as a checkpoint (RuntimeError: {detail}). {tail}"
+    with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+        load_checkpoint(cut)
+    legacy = tmp_path / "legacy.pt"  # the pre-zip format, cut: an EOFError without a message
+    torch.save({"weights": torch.zeros(3)}, legacy, _use_new_zipfile_serialization=False)
+    legacy.write_bytes(legacy.read_bytes()[:40])
+    message = f"{legacy} could not be read as a checkpoint (EOFError: no details). {tail}"
+    with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+        load_checkpoint(legacy)
+    foreign = tmp_path / "foreign.pt"
+    message = (
+        f"{foreign} is a PyTorch file but not an mmslim checkpoint (no format tag). Use a file "
+        "written by `mmslim train`."
+    )
+    for contents in ({"weights": torch.zeros(3)}, [1, 2, 3]):
+        torch.save(contents, foreign)
+        with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+            load_checkpoint(foreign)
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
