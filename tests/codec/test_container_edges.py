@@ -170,6 +170,10 @@ def test_length_magic_and_version_are_checked_first():
     refused(header_file()[:47], "length", "file of 47 bytes is shorter than the header")
     refused(header_file(magic=b"MMSX"), "magic", r"not an mmslim file \(magic b'MMSX'")
     refused(header_file(version=0), "version", "^unknown file format version 0$")
+    flipped = bytearray(header_file())
+    flipped[-1] ^= 1  # in the CRC itself
+    message = "^checksum mismatch: the file is truncated or corrupted$"
+    refused(bytes(flipped), "checksum", message)
     refused(header_file(version=4), "version", "version 4 is newer than this mmslim reads")
     for old in (1, 2):
         refused(

@@ -66,6 +66,10 @@ def test_code_lengths_edges():
     # 1 1 1 2 4, whose Huffman merges 1+1, 1+2, 2+3, 4+5 give depths 3 3 3 3 1.
     limited = huffman.code_lengths(np.array([1, 1, 2, 4, 8]), max_length=3)
     assert limited.tolist() == [3, 3, 3, 3, 1]
+    # Fibonacci-like counts make deep trees: 5 levels, and still 5 once halved to
+    # 1 1 1 1 2 3 4 7 11; halved twice, 1 1 1 1 1 2 2 4 6 fit 4 bits.
+    fibonacci = np.array([1, 1, 1, 2, 3, 5, 8, 13, 21])
+    assert huffman.code_lengths(fibonacci, max_length=4).tolist() == [4, 4, 4, 4, 4, 4, 3, 2, 2]
 
 
 def test_the_longest_codeword_has_15_bits():
