@@ -30,6 +30,8 @@ def test_radar_numbers_match_the_capture_setup():
     assert RADAR.range_axis().shape == (64,) and RADAR.range_axis()[-1] < 5.0
     v = RADAR.velocity_axis()
     assert v.shape == (224,) and v[112] == 0.0 and v[0] == pytest.approx(-RADAR.max_velocity)
+    odd = RadarConfig(n_chirps=5)  # zero velocity on row n // 2 for an odd chirp count too
+    np.testing.assert_array_equal(odd.velocity_axis(), np.arange(-2, 3) * odd.velocity_resolution)
 
 
 @pytest.mark.parametrize(
@@ -101,6 +103,7 @@ def test_amplitude_and_phase_conversions():
     amp, phase = to_amplitude_db(x), to_phase(x)
     assert amp[0] == amp[1] == pytest.approx(-240.0) and amp[2] == 0.0  # floor 1e-12: -240 dB
     assert np.all(phase > -PI32) and np.all(phase <= PI32) and phase[4] == PI32
+    np.testing.assert_array_equal(phase, np.float32([0, 0, 0, np.pi, np.pi, np.pi / 2]))
 
 
 def test_sequence_shapes_dtypes_and_value_ranges():
