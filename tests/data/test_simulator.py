@@ -75,6 +75,21 @@ def test_static_unit_tone_peaks_at_the_window_sums(col):
     assert np.abs(np.delete(rd[:, col], [111, 112, 113])).max() < 1e-3 * 64 * 112
 
 
+@pytest.mark.parametrize("snr_db", [None, 20.0])
+def test_noise_power_follows_the_snr_through_both_windows(snr_db):
+    """Complex noise of power 10**(-snr/10) per ADC sample (60 dB unless given) comes out of
+    the two windowed FFTs with power sum(w_range**2) sum(w_doppler**2) = (3 128 / 8)(3 224 / 8)
+    = 4032 times that in every cell away from the target; other seeds draw other noise."""
+    snr = {} if snr_db is None else {"snr_db": snr_db}
+    rd = simulate_point_target(RADAR.range_axis()[20], 0.0, seed=3, **snr)
+    away = np.ones(rd.shape, bool)
+    away[110:115, 18:23] = False  # the target's cell and its window's neighbours
+    expected = 4032 * 10 ** (-(snr_db or 60.0) / 10)
+    assert np.mean(np.abs(rd[away]) ** 2) == pytest.approx(expected, rel=0.02)
+    other = simulate_point_target(RADAR.range_axis()[20], 0.0, seed=4, **snr)
+    assert not np.array_equal(rd, other)
+
+
 def test_range_doppler_equals_the_windowed_fft_written_out():
     rng = np.random.default_rng(3)
     beat = rng.standard_normal((224, 128)) + 1j * rng.standard_normal((224, 128))
@@ -206,5 +221,13 @@ def test_write_dataset_writes_both_maps_per_frame(tmp_path):
     np.testing.assert_array_equal(saved, amp[1])
     np.testing.assert_array_equal(np.load(tmp_path / "phase" / frame_filename(1, 0, 1)), phase[1])
     in_memory = simulate_dataset(2, 1, 2, progress=False)
+    # A seed reaches every frame, and the output folder may not exist yet.
+    nested = tmp_path / "new" / "set"
+    assert write_dataset(nested, subjects=1, sequences=1, frames=1, seed=5, progress=False) == 1
+    seeded = simulate_sequence(0, 0, 1, seed=5)[0][0]
+    np.testing.assert_array_equal(np.load(nested / "amplitude" / frame_filename(0, 0, 0)), seeded)
+    np.testing.assert_array_equal(
+        simulate_dataset(1, 1, 1, seed=5, progress=False).amplitude[0], seeded
+    )
     assert list(in_memory.subject) == ["subj00", "subj00", "subj01", "subj01"]
     np.testing.assert_array_equal(in_memory.amplitude[3], saved)
