@@ -221,13 +221,23 @@ def test_write_dataset_writes_both_maps_per_frame(tmp_path):
     np.testing.assert_array_equal(saved, amp[1])
     np.testing.assert_array_equal(np.load(tmp_path / "phase" / frame_filename(1, 0, 1)), phase[1])
     in_memory = simulate_dataset(2, 1, 2, progress=False)
-    # A seed reaches every frame, and the output folder may not exist yet.
-    nested = tmp_path / "new" / "set"
-    assert write_dataset(nested, subjects=1, sequences=1, frames=1, seed=5, progress=False) == 1
-    seeded = simulate_sequence(0, 0, 1, seed=5)[0][0]
-    np.testing.assert_array_equal(np.load(nested / "amplitude" / frame_filename(0, 0, 0)), seeded)
-    np.testing.assert_array_equal(
-        simulate_dataset(1, 1, 1, seed=5, progress=False).amplitude[0], seeded
-    )
     assert list(in_memory.subject) == ["subj00", "subj00", "subj01", "subj01"]
+    assert list(in_memory.sequence) == ["seq00"] * 4
+    assert in_memory.frame.tolist() == [0, 1, 0, 1] and in_memory.frame.dtype == np.int64
     np.testing.assert_array_equal(in_memory.amplitude[3], saved)
+    np.testing.assert_array_equal(in_memory.phase[3], phase[1])
+
+
+def test_seed_and_scenario_reach_every_written_frame(tmp_path):
+    """Also: the output folder may not exist yet, and writing again into it overwrites."""
+    out = tmp_path / "new" / "set"
+    for kwargs in ({"seed": 5}, {"scenario": "lab77"}):
+        assert write_dataset(out, subjects=1, sequences=1, frames=1, progress=False, **kwargs) == 1
+        expected = simulate_sequence(0, 0, 1, **kwargs)[0][0]
+        np.testing.assert_array_equal(
+            np.load(out / "amplitude" / frame_filename(0, 0, 0)), expected
+        )
+        in_memory = simulate_dataset(1, 1, 1, progress=False, **kwargs)
+        np.testing.assert_array_equal(in_memory.amplitude[0], expected)
+    assert expected.shape == (256, 64)  # the lab77 radar's 256 chirps
+    assert not np.array_equal(simulate_sequence(0, 0, 1, seed=5)[0], simulate_sequence(0, 0, 1)[0])
