@@ -160,6 +160,7 @@ def refused(data: bytes, field: str, message: str) -> None:
 def test_a_frameless_header_is_a_valid_file():
     header = read_header(header_file())
     assert (header.num_frames, header.file_bytes, header.frame_bytes) == (0, 48, ())
+    assert header.version == 3
     assert (header.mode, header.kind, header.side_dtype) == ("fixed", "amplitude", "float32")
     decoded = decode_file(header_file(), None, FINGERPRINT)
     assert decoded.indices_hi.shape == (0, 4, 2) and decoded.indices_lo.shape == (0, 1, 1)
@@ -169,6 +170,10 @@ def test_length_magic_and_version_are_checked_first():
     refused(header_file()[:47], "length", "file of 47 bytes is shorter than the header")
     refused(header_file(magic=b"MMSX"), "magic", r"not an mmslim file \(magic b'MMSX'")
     refused(header_file(version=0), "version", "^unknown file format version 0$")
+    flipped = bytearray(header_file())
+    flipped[-1] ^= 1  # in the CRC itself
+    message = "^checksum mismatch: the file is truncated or corrupted$"
+    refused(bytes(flipped), "checksum", message)
     refused(header_file(version=4), "version", "version 4 is newer than this mmslim reads")
     for old in (1, 2):
         refused(
@@ -194,7 +199,7 @@ def test_unknown_flags_and_reserved_bytes_are_refused():
     refused(header_file(flags=2), "flags", "unknown flags 0x02 or nonzero reserved bytes")
     refused(header_file(flags=3), "flags", "unknown flags 0x03")
     refused(header_file(reserved=b"\0\0\1"), "flags", "nonzero reserved bytes")
-    refused(header_file(flags=1), "tag", "file too short for its HMAC tag")
+    refused(header_file(flags=1), "tag", "^file too short for its HMAC tag$")
     tagged = read_header(header_file(flags=1, tail=bytes(32)))  # a tag of zeros: not checked
     assert tagged.tagged and tagged.file_bytes == 80
 
@@ -210,6 +215,8 @@ def test_empty_grids_and_half_recorded_frame_shapes_are_refused():
     assert read_header(header_file(hi=(1, 1), lo=(1, 1), frame=(1, 1))).frame_shape == (1, 1)
     for fields in ({"hi": (0, 2)}, {"lo": (1, 0)}, {"frame": (0, 8)}, {"frame": (8, 0)}):
         refused(header_file(**fields), "shapes", "invalid frame shape")
+    message = r"^invalid frame shape \(0, 1\) or grids \[4, 2, 1, 1\]$"
+    refused(header_file(frame=(0, 1)), "shapes", message)  # half recorded at the smallest side
 
 
 # ---------------------------------------------------------------- frame records, field by field
@@ -271,6 +278,10 @@ def test_ans_records_that_run_past_the_end_are_refused_by_exact_field():
     )
     cut = body_of(data)[: HEADER.size + RECORD + first + RECORD - 4]  # frame 1's record cut
     refused_file(sealed(cut), "frame 1", "frame 1's record runs past the end of the file")
+    second = struct.unpack_from("<I", data, HEADER.size + RECORD + first + 10)[0]
+    cut = body_of(data)[: HEADER.size + RECORD + first + RECORD]  # the record ends the file
+    message = f"^frame 1 claims {second} bytes, past the end of the file$"
+    refused_file(sealed(cut), "frame 1 payload length", message)
 
 
 def test_what_the_decoder_knows_is_checked_by_exact_field():
@@ -292,8 +303,11 @@ def test_what_the_decoder_knows_is_checked_by_exact_field():
 
 def test_ans_files_name_the_prior_they_miss():
     data = encode(*grids(1), mode="ans")
-    with pytest.raises(BitstreamError, match="ANS-coded: decoding needs the model's fitted prior"):
-        decode_file(data, None, FINGERPRINT)
+    for prior in (None, IndexPrior(K)):  # none, or one never fitted
+        message = "^this file is ANS-coded: decoding needs the model's fitted prior$"
+        with pytest.raises(BitstreamError, match=message) as error:
+            decode_file(data, prior, FINGERPRINT)
+        assert error.value.field == "mode"
     other = IndexPrior(8).set_counts(np.ones(8, np.int64), np.ones(8, np.int64))
     with pytest.raises(BitstreamError, match="^file has K=16, the prior K=8$") as error:
         decode_file(data, other, FINGERPRINT)
@@ -322,7 +336,11 @@ def test_limits_hold_at_their_exact_values():
     at_cap = header_file(n=1, hi=(8192, 8191), lo=(8192, 1))
     assert 8192 * 8191 + 8192 == MAX_INDICES_PER_FILE
     refused(at_cap, "num_frames", "file too short for 1 frames")
-    refused(header_file(n=1, hi=(8192, 8191), lo=(8193, 1)), "num_frames", "exceed 67108864")
+    message = (
+        r"^1 frames of 67108865 indices exceed 67108864 indices; decode with the model's grid "
+        r"sizes \(decompress_maps, or Expected\) to lift the limit$"
+    )
+    refused(header_file(n=1, hi=(8192, 8191), lo=(8193, 1)), "num_frames", message)
     # side info at the ends of the plausible range is kept
     hi, lo, _ = grids(1)
     data = encode(hi, lo, np.array([[-1000.0, 1000.0]]))

@@ -48,6 +48,8 @@ def test_fixed_lengths():
     assert data == bytes([0b01101100])
     with pytest.raises(ValueError, match=r"^fixed-length index 7 is not below K$"):
         huffman.decode_segments(bytes([0b11100000]), [(huffman.fixed_lengths(5), 1)])
+    with pytest.raises(ValueError, match=r"^fixed-length index 5 is not below K$"):
+        huffman.decode_segments(bytes([0b10100000]), [(huffman.fixed_lengths(5), 1)])
     with pytest.raises(ValueError, match=r"^K must lie in \[2, 32768\], got 1$"):
         huffman.fixed_lengths(1)
     assert len(huffman.fixed_lengths(32768)) == 32768
@@ -60,8 +62,41 @@ def test_code_lengths_edges():
     assert huffman.code_lengths(np.ones(4, int), max_length=2).tolist() == [2, 2, 2, 2]
     with pytest.raises(ValueError, match="^5 symbols cannot have codes of at most 2 bits$"):
         huffman.code_lengths(np.ones(5, int), max_length=2)
-    limited = huffman.code_lengths(np.array([1, 1, 2, 4, 8]), max_length=3)  # depths 4 4 3 2 1
-    assert limited.max() == 3 and np.sum(2.0**-limited) <= 1
+    # Depths 4 4 3 2 1 are too deep for 3 bits; halved (rounding up) the frequencies are
+    # 1 1 1 2 4, whose Huffman merges 1+1, 1+2, 2+3, 4+5 give depths 3 3 3 3 1.
+    limited = huffman.code_lengths(np.array([1, 1, 2, 4, 8]), max_length=3)
+    assert limited.tolist() == [3, 3, 3, 3, 1]
+    # Fibonacci-like counts make deep trees: 5 levels, and still 5 once halved to
+    # 1 1 1 1 2 3 4 7 11; halved twice, 1 1 1 1 1 2 2 4 6 fit 4 bits.
+    fibonacci = np.array([1, 1, 1, 2, 3, 5, 8, 13, 21])
+    assert huffman.code_lengths(fibonacci, max_length=4).tolist() == [4, 4, 4, 4, 4, 4, 3, 2, 2]
+
+
+def test_the_longest_codeword_has_15_bits():
+    # Powers of two make a chain: code k gets k + 1 bits, the last two both get 15, exactly the
+    # limit, so nothing is flattened; the two 15-bit codes are 111...10 and 111...11.
+    lengths = huffman.code_lengths(np.append(2 ** np.arange(14, -1, -1), 1))
+    assert lengths.tolist() == [*range(1, 16), 15]
+    table = huffman.encode_table(lengths)
+    assert table == bytes([0xFF, 0xFF, 0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC, 0xDE, 0xFF])
+    assert huffman.decode_table(table, 0, 16)[0].tolist() == lengths.tolist()
+    stream = huffman.encode_segments([(np.array([15, 0]), lengths)])
+    assert stream == bytes([0xFF, 0xFE])  # fifteen ones, then code 0's single zero
+    assert huffman.decode_segments(stream, [(lengths, 2)])[0].tolist() == [15, 0]
+    # Eight 15-bit codewords fill 15 bytes, the most 8 indices can need; a 16th byte is refused.
+    assert huffman.decode_segments(b"\xff" * 15, [(lengths, 8)])[0].tolist() == [15] * 8
+    with pytest.raises(ValueError, match="^bit stream of 16 bytes is longer than 8 codewords need"):
+        huffman.decode_segments(b"\xff" * 16, [(lengths, 8)])
+
+
+def test_counts_and_lengths_of_any_integer_dtype_give_the_same_code():
+    """The coder works in int64: in uint8, 255 + 1 wraps to 0 and 1 << 14 overflows."""
+    counts = np.array([1, 1, 2, 4, 255], np.uint8)  # halved like 1 1 2 4 8 above
+    assert huffman.code_lengths(counts, max_length=3).tolist() == [3, 3, 3, 3, 1]
+    lengths = np.array(LENGTHS, np.uint8)
+    assert huffman.canonical_codes(lengths).tolist() == CODES
+    (back,) = huffman.decode_segments(STREAM, [(lengths, 6)])
+    assert back.tolist() == SYMBOLS.tolist()
 
 
 def test_tables_are_refused_when_malformed():
@@ -97,5 +132,11 @@ def test_bit_streams_are_refused_when_malformed():
         huffman.decode_segments(STREAM[:2], [(lengths, 6)])  # code 3 cut after its first bit
     with pytest.raises(ValueError, match="^bit stream ends before the last index$"):
         huffman.decode_segments(b"\x00", [(huffman.fixed_lengths(16), 3)])
+    with pytest.raises(ValueError, match="^bit stream ends before the last index$"):
+        huffman.decode_segments(b"\x00\x00", [(huffman.fixed_lengths(8), 6)])  # 18 of 16 bits
+    seven_bits = huffman.fixed_lengths(128)
+    assert huffman.decode_segments(bytes([0b00000010]), [(seven_bits, 1)])[0].tolist() == [1]
+    with pytest.raises(ValueError, match="^bit stream has leftover bytes or nonzero padding after"):
+        huffman.decode_segments(bytes([0b00000011]), [(seven_bits, 1)])  # one padding bit set
     with pytest.raises(ValueError, match="^an index has no codeword in the Huffman table$"):
         huffman.encode_segments([(np.array([1]), lengths)])

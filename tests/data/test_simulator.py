@@ -30,6 +30,8 @@ def test_radar_numbers_match_the_capture_setup():
     assert RADAR.range_axis().shape == (64,) and RADAR.range_axis()[-1] < 5.0
     v = RADAR.velocity_axis()
     assert v.shape == (224,) and v[112] == 0.0 and v[0] == pytest.approx(-RADAR.max_velocity)
+    odd = RadarConfig(n_chirps=5)  # zero velocity on row n // 2 for an odd chirp count too
+    np.testing.assert_array_equal(odd.velocity_axis(), np.arange(-2, 3) * odd.velocity_resolution)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +75,21 @@ def test_static_unit_tone_peaks_at_the_window_sums(col):
     assert np.abs(np.delete(rd[:, col], [111, 112, 113])).max() < 1e-3 * 64 * 112
 
 
+@pytest.mark.parametrize("snr_db", [None, 20.0])
+def test_noise_power_follows_the_snr_through_both_windows(snr_db):
+    """Complex noise of power 10**(-snr/10) per ADC sample (60 dB unless given) comes out of
+    the two windowed FFTs with power sum(w_range**2) sum(w_doppler**2) = (3 128 / 8)(3 224 / 8)
+    = 4032 times that in every cell away from the target; other seeds draw other noise."""
+    snr = {} if snr_db is None else {"snr_db": snr_db}
+    rd = simulate_point_target(RADAR.range_axis()[20], 0.0, seed=3, **snr)
+    away = np.ones(rd.shape, bool)
+    away[110:115, 18:23] = False  # the target's cell and its window's neighbours
+    expected = 4032 * 10 ** (-(snr_db or 60.0) / 10)
+    assert np.mean(np.abs(rd[away]) ** 2) == pytest.approx(expected, rel=0.02)
+    other = simulate_point_target(RADAR.range_axis()[20], 0.0, seed=4, **snr)
+    assert not np.array_equal(rd, other)
+
+
 def test_range_doppler_equals_the_windowed_fft_written_out():
     rng = np.random.default_rng(3)
     beat = rng.standard_normal((224, 128)) + 1j * rng.standard_normal((224, 128))
@@ -101,6 +118,7 @@ def test_amplitude_and_phase_conversions():
     amp, phase = to_amplitude_db(x), to_phase(x)
     assert amp[0] == amp[1] == pytest.approx(-240.0) and amp[2] == 0.0  # floor 1e-12: -240 dB
     assert np.all(phase > -PI32) and np.all(phase <= PI32) and phase[4] == PI32
+    np.testing.assert_array_equal(phase, np.float32([0, 0, 0, np.pi, np.pi, np.pi / 2]))
 
 
 def test_sequence_shapes_dtypes_and_value_ranges():
@@ -204,4 +222,22 @@ def test_write_dataset_writes_both_maps_per_frame(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "phase" / frame_filename(1, 0, 1)), phase[1])
     in_memory = simulate_dataset(2, 1, 2, progress=False)
     assert list(in_memory.subject) == ["subj00", "subj00", "subj01", "subj01"]
+    assert list(in_memory.sequence) == ["seq00"] * 4
+    assert in_memory.frame.tolist() == [0, 1, 0, 1] and in_memory.frame.dtype == np.int64
     np.testing.assert_array_equal(in_memory.amplitude[3], saved)
+    np.testing.assert_array_equal(in_memory.phase[3], phase[1])
+
+
+def test_seed_and_scenario_reach_every_written_frame(tmp_path):
+    """Also: the output folder may not exist yet, and writing again into it overwrites."""
+    out = tmp_path / "new" / "set"
+    for kwargs in ({"seed": 5}, {"scenario": "lab77"}):
+        assert write_dataset(out, subjects=1, sequences=1, frames=1, progress=False, **kwargs) == 1
+        expected = simulate_sequence(0, 0, 1, **kwargs)[0][0]
+        np.testing.assert_array_equal(
+            np.load(out / "amplitude" / frame_filename(0, 0, 0)), expected
+        )
+        in_memory = simulate_dataset(1, 1, 1, progress=False, **kwargs)
+        np.testing.assert_array_equal(in_memory.amplitude[0], expected)
+    assert expected.shape == (256, 64)  # the lab77 radar's 256 chirps
+    assert not np.array_equal(simulate_sequence(0, 0, 1, seed=5)[0], simulate_sequence(0, 0, 1)[0])

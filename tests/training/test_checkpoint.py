@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from fractions import Fraction
 
 import pytest
 import torch
@@ -71,6 +73,10 @@ def test_prior_of_a_checkpoint_written_before_it_was_a_buffer(tmp_path):
     assert model.prior.is_fitted
     assert torch.equal(model.prior.counts_hi, legacy["counts_hi"])
     assert torch.equal(model.prior.counts_lo, legacy["counts_lo"])
+    # Both: the buffers in the weights are the newer, and they win.
+    save_checkpoint({**state, "prior": legacy}, tmp_path / "both.pt")
+    model, _ = load_model(tmp_path / "both.pt")
+    assert torch.equal(model.prior.counts_hi, state["model"]["prior.counts_hi"])
     # No prior at all: the model loads with its unfitted (uniform) prior.
     save_checkpoint({**state, "model": weights}, tmp_path / "none.pt")
     model, _ = load_model(tmp_path / "none.pt")
@@ -83,6 +89,16 @@ def test_weights_that_do_not_fit_their_config_are_refused(tmp_path):
     other = ModelConfig.preset("tiny", hidden=8)
     save_checkpoint({**state, "model_config": other.to_dict()}, tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="weights do not fit the model its config describes"):
+        load_model(tmp_path / "c.pt")
+
+
+def test_a_checkpoint_without_a_model_config_is_refused_by_name(tmp_path):
+    save_checkpoint({"stage": "amplitude", "model": {}}, tmp_path / "c.pt")
+    message = (
+        rf"^{re.escape(str(tmp_path / 'c.pt'))} is an mmslim checkpoint without a usable model "
+        r"\(KeyError: 'model_config'\); use a checkpoint written by `mmslim train`\.$"
+    )
+    with pytest.raises(CheckpointError, match=message):
         load_model(tmp_path / "c.pt")
 
 
@@ -102,18 +118,71 @@ def test_missing_checkpoint_says_how_to_make_one(tmp_path):
         load_checkpoint(tmp_path / "none.pt", stage="phase")
 
 
+def test_folders_empty_files_and_pickles_are_refused_with_what_to_do(tmp_path):
+    def refused(path, message, stage=None):
+        with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+            load_checkpoint(path, stage)
+
+    refused(tmp_path, f"{tmp_path} is a folder; pass the checkpoint file in it (e.g. "
+            f"{tmp_path}/amplitude.pt).")  # fmt: skip
+    none = tmp_path / "none.pt"
+    train = f"no checkpoint at {none}; train one with `mmslim train --stage"
+    refused(none, f"{train} amplitude --data DATA --out DIR`.", "amplitude")
+    refused(none, f"{train} phase ... --amplitude-checkpoint FILE`.", "phase")
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    refused(empty, f"{empty} is empty (0 bytes): an interrupted copy or a failed download. Copy "
+            "it again or train again.")  # fmt: skip
+    opcode = tmp_path / "opcode.pt"
+    opcode.write_bytes(b"\x80\x02P0\n.")  # a pickle opcode that torch never allows
+    refused(opcode, f"{opcode} is not a PyTorch checkpoint, or a damaged one; re-copy it or train "
+            "again.")  # fmt: skip
+    objects = tmp_path / "objects.pt"
+    torch.save({"format": FORMAT, "stage": "amplitude", "share": Fraction(1, 3)}, objects)
+    refused(objects, f"{objects} holds pickled Python objects besides tensors, which mmslim "
+            "refuses to load (unpickling can run arbitrary code). Use a checkpoint written by "
+            "`mmslim train`.")  # fmt: skip
+
+
+def test_load_model_puts_the_model_on_the_device_asked_for(tmp_path):
+    save_checkpoint(model_state(), tmp_path / "c.pt")
+    model, _ = load_model(tmp_path / "c.pt", device="meta")  # a device every build has
+    assert {p.device.type for p in model.parameters()} == {"meta"} and not model.training
+
+
 def test_truncated_and_foreign_files_are_refused(tmp_path):
+    """An unreadable file is refused with the loader's own error, whitespace collapsed and cut
+    at 120 characters, or "no details" where it has none."""
     save_checkpoint(model_state(), tmp_path / "c.pt")
     data = (tmp_path / "c.pt").read_bytes()
-    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="could not be read.*truncated.*re-copy it"):
-        load_checkpoint(tmp_path / "cut.pt")
-    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointError, match="not an mmslim checkpoint"):
-        load_checkpoint(tmp_path / "foreign.pt")
-    torch.save([1, 2, 3], tmp_path / "list.pt")
-    with pytest.raises(CheckpointError, match="not an mmslim checkpoint"):
-        load_checkpoint(tmp_path / "list.pt")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RuntimeError) as error:  # what the loader says about it
+        torch.load(cut, weights_only=True)
+    assert len(str(error.value)) > 120
+    detail = " ".join(str(error.value).split())[:120]
+    tail = (
+        "It may be truncated by an interrupted copy or not a PyTorch file; re-copy it or train "
+        "again."
+    )
+    message = f"{cut} could not be read as a checkpoint (RuntimeError: {detail}). {tail}"
+    with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+        load_checkpoint(cut)
+    legacy = tmp_path / "legacy.pt"  # the pre-zip format, cut: an EOFError without a message
+    torch.save({"weights": torch.zeros(3)}, legacy, _use_new_zipfile_serialization=False)
+    legacy.write_bytes(legacy.read_bytes()[:40])
+    message = f"{legacy} could not be read as a checkpoint (EOFError: no details). {tail}"
+    with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+        load_checkpoint(legacy)
+    foreign = tmp_path / "foreign.pt"
+    message = (
+        f"{foreign} is a PyTorch file but not an mmslim checkpoint (no format tag). Use a file "
+        "written by `mmslim train`."
+    )
+    for contents in ({"weights": torch.zeros(3)}, [1, 2, 3]):
+        torch.save(contents, foreign)
+        with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+            load_checkpoint(foreign)
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
@@ -151,3 +220,12 @@ def test_a_slimmed_checkpoint_keeps_the_model_and_drops_the_optimiser(tmp_path):
     a, _ = load_model(tmp_path / "full.pt")
     b, _ = load_model(tmp_path / "slim.pt")
     assert a.fingerprint() == b.fingerprint()  # the same weights and prior: files interchange
+
+
+def test_a_slimmed_checkpoint_names_the_version_that_wrote_it(tmp_path):
+    """Slimming rewrites the file, so it carries this mmslim's version, not the original's."""
+    save_checkpoint({"stage": "phase", "version": "0.0.1", "optimizer": {}}, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["version"] == "0.0.1"
+    slim_checkpoint(tmp_path / "old.pt", tmp_path / "slim.pt")
+    back = load_checkpoint(tmp_path / "slim.pt", stage="phase")
+    assert back == {"format": FORMAT, "version": __version__, "stage": "phase"}

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmslim.config import ModelConfig
+from mmslim.config import ModelConfig, TrainConfig
 from mmslim.data.dataset import RadarFrames
 from mmslim.metrics.image import ssim
 from mmslim.nn import MMSlim
@@ -138,3 +138,100 @@ def test_evaluate_leaves_the_training_mode_as_it_was(dataset):
     model.eval()
     evaluate(model, dataset, "amplitude", batch_size=BATCH)
     assert not model.training
+
+
+def target_errors(dataset, stage: str, x_hat: torch.Tensor) -> np.ndarray:
+    """The error of the clamped ``x_hat`` in physical units on the cells within 40 dB of their
+    frame's peak, not wrapped; float64."""
+    x, x_range = (t.double().numpy() for t in dataset.tensors(stage))
+    amp, amp_range = (t.double().numpy() for t in dataset.tensors("amplitude"))
+    amp_span = (amp_range[:, 1] - amp_range[:, 0])[:, None, None, None]
+    targets = amp >= amp.max(axis=(2, 3), keepdims=True) - 40.0 / amp_span
+    span = (x_range[:, 1] - x_range[:, 0])[:, None, None, None]
+    return ((np.clip(x_hat.double().numpy(), 0, 1) - x) * span)[targets]
+
+
+def mean_abs_error(errors: np.ndarray, stage: str) -> float:
+    """Mean |error|, phase errors taken on the circle."""
+    if stage == "phase":
+        errors = (errors + np.pi) % (2 * np.pi) - np.pi
+    return float(np.abs(errors).mean())
+
+
+@pytest.mark.parametrize("gains", [(3.0, -1.0), (-1.0, 1.0)])
+@pytest.mark.parametrize("stage", ["amplitude", "phase"])
+def test_metrics_take_the_reconstruction_clamped_to_0_1(dataset, stage, gains):
+    """Branch gains 3 and -1 give x_hat = (4 M - 1) x, below 0 where M < 1/4 and above 1 on
+    strong cells; gains -1 and 1 give (1 - 2 M) x, below 0 on the targets. SSIM, PSNR and the
+    target error are those of the clamped map; some phase errors on targets pass pi and wrap."""
+    x = dataset.tensors(stage)[0]
+    amp = dataset.tensors("amplitude")[0]
+    model = known_model()
+    model.hi.gain.data.fill_(gains[0])
+    model.lo.gain.data.fill_(gains[1])
+    x_hat = gains[0] * amp * x + gains[1] * (1 - amp) * x  # (8, 1, 224, 64)
+    assert (x_hat < 0).any() and ((x_hat > 1).any() or gains[0] < 0)
+    clamped = x_hat.clamp(0, 1)
+    metrics = evaluate(model, dataset, stage, batch_size=BATCH)
+    assert metrics["ssim"] == pytest.approx(float(ssim(x, clamped)), abs=1e-5)
+    mse = ((x.double() - clamped.double()) ** 2).mean(dim=(1, 2, 3)).numpy()  # per map
+    assert metrics["psnr"] == pytest.approx(np.mean(10 * np.log10(1 / mse)), abs=1e-3)
+    errors = target_errors(dataset, stage, x_hat)
+    assert metrics["target_error"] == pytest.approx(mean_abs_error(errors, stage), rel=1e-5)
+    assert stage == "amplitude" or (np.abs(errors) > np.pi).any()
+
+
+@pytest.mark.parametrize(("stage", "unit"), [("amplitude", 10.0), ("phase", 0.1)])
+def test_target_error_is_in_physical_units(dataset, stage, unit):
+    """Without the coarse branch the error is -(1 - M) x times the map's span: over 10 dB on
+    amplitude targets, over 0.1 rad on phase targets, where the maps themselves are in [0, 1]."""
+    x_hat = dataset.tensors("amplitude")[0] * dataset.tensors(stage)[0]
+    metrics = evaluate(known_model(keep_lo=False), dataset, stage, batch_size=BATCH)
+    expected = mean_abs_error(target_errors(dataset, stage, x_hat), stage)
+    assert metrics["target_error"] == pytest.approx(expected, rel=1e-5)
+    assert expected > unit
+
+
+def test_mask_means_on_and_off_the_targets(dataset):
+    """The mask is the amplitude map: high on the cells within 40 dB of the peak, low elsewhere."""
+    amp, amp_range = (t.double().numpy() for t in dataset.tensors("amplitude"))
+    span = (amp_range[:, 1] - amp_range[:, 0])[:, None, None, None]
+    targets = amp >= amp.max(axis=(2, 3), keepdims=True) - 40.0 / span
+    metrics = evaluate(known_model(), dataset, "phase", batch_size=BATCH)
+    assert metrics["mask_target"] == pytest.approx(amp[targets].mean(), rel=1e-5)
+    assert metrics["mask_background"] == pytest.approx(amp[~targets].mean(), rel=1e-5)
+    assert metrics["mask_target"] > 0.5 > metrics["mask_background"]
+
+
+def test_one_process_gets_its_frame_means_exactly(sample_frames):
+    """The reduction sums n x mean in float64, exact for a float32 mean and n = 3 frames (in
+    float32, 3 x mean would round)."""
+    dataset = RadarFrames(sample_frames.select(np.arange(3)))
+    metrics = evaluate(known_model(), dataset, "amplitude", batch_size=BATCH)
+    assert metrics["mask_mean"] == float(dataset.tensors("amplitude")[0].mean())
+
+
+def test_the_ssim_window_names_the_objective(dataset):
+    x = dataset.tensors("amplitude")[0].double()
+    x_hat = dataset.tensors("amplitude")[0].double() * x  # the fine branch's part only
+    metrics = evaluate(known_model(keep_lo=False), dataset, "amplitude", "gaussian", BATCH)
+    gaussian = float(ssim(x, x_hat, window="gaussian"))
+    assert metrics["loss"] == pytest.approx(1 - gaussian + 0.375, abs=1e-5)
+    assert abs(gaussian - float(ssim(x, x_hat, window="box"))) > 1e-4  # the windows differ
+
+
+@pytest.mark.parametrize(
+    ("stage", "terms"),
+    [
+        ("amplitude", {"range", "vq", "target", "background", "spread", "floor"}),
+        ("phase", {"range", "vq", "phase"}),
+    ],
+)
+def test_the_radar_objective_gets_the_frames_amplitudes_and_ranges(dataset, stage, terms):
+    """An exact reconstruction scores 0 on every radar term; only the VQ losses remain."""
+    config = TrainConfig(objective="radar")
+    metrics = evaluate(known_model(), dataset, stage, config, BATCH)
+    assert {k.removeprefix("term_") for k in metrics if k.startswith("term_")} == terms
+    for term in terms - {"vq"}:
+        assert metrics[f"term_{term}"] == pytest.approx(0.0, abs=1e-5)
+    assert metrics["term_vq"] == pytest.approx(0.375) and metrics["loss"] == pytest.approx(0.375)
