@@ -48,7 +48,8 @@ class PriorTables:
     def __post_init__(self):
         for branch in BRANCHES:
             c = getattr(self, f"counts_{branch}")
-            if c.ndim != 1 or c.shape != self.counts_hi.shape or (c <= 0).any():
+            integers = np.issubdtype(c.dtype, np.integer)
+            if not integers or c.ndim != 1 or c.shape != self.counts_hi.shape or (c <= 0).any():
                 raise ValueError(f"counts_{branch} must be (K,) positive integers like counts_hi")
 
     @property

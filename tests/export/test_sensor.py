@@ -53,8 +53,10 @@ def test_prior_tables_code_as_the_model_prior(model):
     tables = model.prior.tables()
     for branch in ("hi", "lo"):
         np.testing.assert_array_equal(tables.probs(branch), model.prior.probs(branch))
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="positive integers"):
         PriorTables(np.array([1, 0, 2]), np.array([1, 1, 1]))
+    with pytest.raises(ValueError, match="positive integers"):
+        PriorTables(np.array([1, 2, 2]), np.array([1.0, 1.0, 1.0]))
 
 
 def test_refusals_name_the_fix(folder, maps, tmp_path):
