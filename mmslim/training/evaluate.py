@@ -78,8 +78,9 @@ def evaluate(
                      and on the rest: a mask that splits has the first near 1, the second near 0
     target_error:    mean |error| on target cells, in dB (amplitude) or radians (phase)
 
-    Under ``torchrun`` every rank evaluates its share of the frames and gets the figures of all
-    (the per-cell means are then means of the ranks' means, weighted by frames).
+    Under ``torchrun`` every rank evaluates its share of the frames and gets the figures of all:
+    the means over frames weighted by the ranks' frames, the means over cells (mask_target,
+    mask_background, target_error) by their cells, so that they equal one process's.
     """
     if isinstance(config, str):
         config = TrainConfig(ssim_window=config, objective="ssim")
@@ -107,28 +108,42 @@ def evaluate(
         "ssim_hi": float(ssim(m * x, r["x_hat_hi"])),
         "ssim_lo": float(ssim((1 - m) * x, r["x_hat_lo"])),
         "mask_mean": float(m.mean()),
-        "mask_target": float(m[targets].mean()) if targets.any() else 0.0,
-        "mask_background": float(m[~targets].mean()),
-        "target_error": float(err[targets].abs().mean()) if targets.any() else 0.0,
+    }
+    own = min(len(mine), 1)  # 0 for a rank whose stand-in frame must count for nothing
+    cells = {  # means over cells, not frames: ranks send (sum, number of cells)
+        "mask_target": m[targets],
+        "mask_background": m[~targets],
+        "target_error": err[targets].abs(),  # 0 when no cell is a target
+    }
+    cell_sums = {
+        name: (own * float(v.double().sum()), own * v.numel()) for name, v in cells.items()
     }
     k = model.config.num_codes
-    counts = {b: code_counts(r[f"indices_{b}"], k) * min(len(mine), 1) for b in ("hi", "lo")}
-    return _reduce(means, len(mine), counts, next(model.parameters()).device)
+    counts = {b: code_counts(r[f"indices_{b}"], k) * own for b in ("hi", "lo")}
+    return _reduce(means, len(mine), cell_sums, counts, next(model.parameters()).device)
 
 
-def _reduce(means: dict, n: int, counts: dict, device: torch.device) -> dict[str, float]:
-    """Figures of all ranks from this rank's frame means over ``n`` frames and code counts."""
-    names = list(means)
-    # (len(names) + 1 + 2K,) float64: exact for counts below 2^53.
-    sums = torch.tensor([n * means[k] for k in names] + [n], dtype=torch.float64)
-    together = torch.cat([sums, counts["hi"].double(), counts["lo"].double()]).to(device)
+def _reduce(
+    means: dict, n: int, cell_sums: dict, counts: dict, device: torch.device
+) -> dict[str, float]:
+    """Figures of all ranks from this rank's frame means over ``n`` frames, its (sum, number of
+    cells) of the per-cell figures, and its code counts."""
+    names, cell_names = list(means), list(cell_sums)
+    # (len(names) + 1 + 2 len(cell_names) + 2K,) float64: exact for counts below 2^53.
+    sums = [n * means[k] for k in names] + [n] + [x for k in cell_names for x in cell_sums[k]]
+    together = torch.cat([torch.tensor(sums, dtype=torch.float64), counts["hi"].double(),
+                          counts["lo"].double()]).to(device)  # fmt: skip
     all_reduce_sum_(together)
     together = together.cpu()
     total = together[len(names)]
     metrics = {k: float(together[i] / total) for i, k in enumerate(names)}
-    k = counts["hi"].numel()
+    start = len(names) + 1
+    for i, name in enumerate(cell_names):
+        cell_sum, cells = together[start + 2 * i], together[start + 2 * i + 1]
+        metrics[name] = float(cell_sum / cells) if cells else 0.0
+    k, start = counts["hi"].numel(), start + 2 * len(cell_names)
     for j, branch in enumerate(("hi", "lo")):
-        c = together[len(names) + 1 + j * k : len(names) + 1 + (j + 1) * k]  # (K,)
+        c = together[start + j * k : start + (j + 1) * k]  # (K,)
         metrics[f"perplexity_{branch}"] = float(perplexity(c))
         metrics[f"dead_{branch}"] = float((c == 0).float().mean())
     return metrics

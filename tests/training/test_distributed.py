@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -38,6 +39,7 @@ from mmslim.nn.quantizers.codebook_updates import count_unused, ema_update, samp
 from mmslim.nn.quantizers.zoo import variant_config
 from mmslim.training import distributed
 from mmslim.training.checkpoint import load_checkpoint, load_model
+from mmslim.training.evaluate import evaluate
 from mmslim.training.fit import rank_batch_size, train
 
 WORLD = 2
@@ -144,10 +146,23 @@ def _rank_main(rank: int, port: int, bundle: str, out: str, results: str) -> Non
                    amplitude_checkpoint=amp, device="cpu", progress=False)  # fmt: skip
     saved["phase"] = result.model.state_dict()
     saved["helpers"] = _helper_checks(rank)
+    saved["evaluate"] = _evaluations(amp, bundle)
     saved["dead_code_draws"] = len(draws)
     saved["writes"] = sorted(set(writes))
     dist.destroy_process_group()
     torch.save(saved, results / f"rank{rank}.pt")
+
+
+EVAL_FRAMES = (1, 3)  # fewer frames than ranks (rank 1 gets none), and an uneven split (2 + 1)
+
+
+def _evaluations(checkpoint: Path, bundle) -> dict[int, dict[str, float]]:
+    """``evaluate`` of a trained model on the first 1 and 3 frames of ``bundle``: under two
+    ranks each evaluates its share, and all must get the figures of all frames."""
+    model, _ = load_model(checkpoint)
+    frames = load_frames(bundle)
+    return {n: evaluate(model, RadarFrames(frames.select(np.arange(n))), "amplitude", RECIPE)
+            for n in EVAL_FRAMES}  # fmt: skip
 
 
 def _helper_data():
@@ -297,6 +312,16 @@ def test_helpers_compute_from_both_ranks_data(two_ranks):
     assert torch.equal(h0["rows"], torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]))
     assert h0["refusal"] == h1["refusal"] == "refused by rank 0"
     assert h0["shared"] == h1["shared"] == "from rank 0"
+
+
+def test_evaluate_gives_every_rank_the_figures_of_all_frames(two_ranks, bundle):
+    alone = _evaluations(two_ranks["out"] / "plain" / "amplitude.pt", bundle)  # one process
+    for n in EVAL_FRAMES:
+        for rank, results in enumerate(two_ranks["ranks"]):
+            got = results["evaluate"][n]
+            assert got.keys() == alone[n].keys()
+            for key, value in alone[n].items():
+                assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (n, rank, key)
 
 
 # --------------------------------------------------------------------------- torchrun, killed
