@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from mmslim.codec import BitstreamError, rate_report, read_header
-from mmslim.codec.maps import compress_maps, decompress_maps, fit_prior
+from mmslim.codec.header import Expected
+from mmslim.codec.maps import compress_maps, decompress_maps, encode_maps, expected_of, fit_prior
+from mmslim.codec.prior import IndexPrior
 from mmslim.config import ModelConfig
 from mmslim.data.dataset import RadarFrames, denormalize, load_frames
 from mmslim.data.samples import sample_path
@@ -114,3 +116,82 @@ def test_decompressed_maps_stay_within_each_frames_min_and_max(model, frames, sh
     np.testing.assert_allclose(maps, bound, rtol=0, atol=1e-4)
     assert (maps >= decoded.side[:, 0, None, None]).all()
     assert (maps <= decoded.side[:, 1, None, None]).all()
+
+
+class _Recorder(torch.nn.Module):
+    """A stand-in model that records what encode_maps hands to ``encode``: its indices are the
+    input's first value (hi) and the mask source's (lo)."""
+
+    def __init__(self, device: str = "cpu", num_codes: int = 4):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1, device=device))
+        self.prior = IndexPrior(num_codes)
+        self.calls = []
+
+    def encode(self, x, src):
+        self.calls.append((x, src))
+        if x.device.type == "meta":
+            zeros = torch.zeros(len(x), 1, dtype=torch.int64)
+            return {"indices_hi": zeros, "indices_lo": zeros}
+        lo = torch.zeros(len(x), 1) if src is None else src.flatten(1)[:, :1]
+        return {"indices_hi": x.flatten(1)[:, :1].long(), "indices_lo": lo.long()}
+
+
+def test_encode_maps_batches_in_order_with_the_mask_source():
+    x = torch.arange(12.0).reshape(12, 1, 1, 1)
+    recorder = _Recorder().train()
+    hi, lo = encode_maps(recorder, x, x + 100, batch_size=5)
+    assert not recorder.training
+    assert [len(a) for a, _ in recorder.calls] == [5, 5, 2]
+    assert torch.equal(torch.cat([a for a, _ in recorder.calls]), x)
+    assert torch.equal(torch.cat([b for _, b in recorder.calls]), x + 100)
+    assert hi.dtype == np.int64 and hi.tolist() == [[i] for i in range(12)]
+    assert lo.tolist() == [[i + 100] for i in range(12)]
+    recorder = _Recorder()
+    encode_maps(recorder, torch.zeros(65, 1, 1, 1), None)  # 64 frames a batch by default
+    assert [(len(a), b) for a, b in recorder.calls] == [(64, None), (1, None)]
+
+
+def test_encode_maps_moves_the_maps_to_the_model():
+    recorder = _Recorder("meta")
+    x = torch.zeros(3, 1, 1, 1)
+    encode_maps(recorder, x, x)
+    ((a, b),) = recorder.calls
+    assert a.device.type == "meta" and b.device.type == "meta"
+
+
+def test_fit_prior_counts_the_stage_with_the_amplitude_as_mask_source():
+    class Frames:
+        def tensors(self, stage):
+            values = {"phase": [0, 1, 1, 1], "amplitude": [2, 2, 3, 0]}[stage]
+            return torch.tensor(values, dtype=torch.float32).reshape(4, 1, 1, 1), None
+
+    recorder = _Recorder()
+    prior = fit_prior(recorder, Frames(), "phase")
+    assert prior is recorder.prior
+    np.testing.assert_array_equal(prior.counts_hi, [2, 4, 1, 1])  # add-one smoothing
+    np.testing.assert_array_equal(prior.counts_lo, [2, 1, 3, 2])
+
+
+def test_a_frame_shape_the_model_cannot_decode_is_named(model):
+    with pytest.raises(ValueError, match=r"^frame_shape \(50, 64\) cannot be decoded: "):
+        expected_of(model, (50, 64))
+
+
+def test_expected_of_field_by_field():
+    model = MMSlim(TINY)
+    assert expected_of(model, (64, 32), "phase", b"12345678") == Expected(
+        fingerprint=b"12345678",
+        num_codes=64,
+        kind="phase",
+        frame_shape=(64, 32),
+        shape_hi=(16, 8),
+        shape_lo=(4, 2),
+    )
+    assert expected_of(model) == Expected(
+        fingerprint=model.fingerprint(),
+        num_codes=64,
+        frame_shape=(224, 64),
+        shape_hi=(56, 16),
+        shape_lo=(14, 4),
+    )
