@@ -13,6 +13,7 @@ from mmslim.codec.prior import IndexPrior
 from mmslim.config import ModelConfig
 from mmslim.data.dataset import RadarFrames, denormalize, load_frames
 from mmslim.data.samples import sample_path
+from mmslim.export.backends import backend_for
 from mmslim.nn import MMSlim
 
 SAMPLE = sample_path("sample.npz")
@@ -194,4 +195,26 @@ def test_expected_of_field_by_field():
         frame_shape=(224, 64),
         shape_hi=(56, 16),
         shape_lo=(14, 4),
+    )
+
+
+def test_decompress_maps_checks_what_the_receiver_knows(model, frames, capsys):
+    data = compress_maps(model, frames.amplitude[:5], "amplitude", "fixed", first_sequence=7)
+    maps, _ = decompress_maps(model, data, kind="amplitude", first_sequence=7)
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+    with pytest.raises(BitstreamError, match="phase"):
+        decompress_maps(model, data, kind="phase")
+    with pytest.raises(BitstreamError) as error:
+        decompress_maps(model, data, first_sequence=0)
+    assert error.value.field == "first_sequence"
+    backend = backend_for(model, "torch")
+    small = copy.copy(backend)
+    small.batch_size = 2  # 5 frames in batches of 2, 2 and 1 (equal up to float rounding)
+    np.testing.assert_allclose(decompress_maps(model, data, backend=small)[0], maps, atol=1e-4)
+    np.testing.assert_allclose(
+        decompress_maps(
+            model, compress_maps(model, frames.amplitude[:5], "amplitude", "fixed", backend=small)
+        )[0],
+        decompress_maps(model, compress_maps(model, frames.amplitude[:5], "amplitude", "fixed"))[0],
+        atol=1e-4,
     )
