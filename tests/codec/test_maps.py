@@ -223,3 +223,22 @@ def test_decompress_maps_checks_what_the_receiver_knows(model, frames, capsys):
         decompress_maps(model, compress_maps(model, frames.amplitude[:5], "amplitude", "fixed"))[0],
         atol=1e-4,
     )
+
+
+def test_a_decoder_of_the_wrong_frame_shape_is_refused(model, frames):
+    data = compress_maps(model, frames.amplitude[:2], "amplitude", "fixed")
+    backend = backend_for(model, "torch")
+    cropped = copy.copy(backend)
+    cropped.decode = lambda hi, lo: backend.decode(hi, lo)[..., :-1]  # (b, 1, 224, 63)
+    with pytest.raises(BitstreamError, match=r"model decodes to \(224, 63\)") as error:
+        decompress_maps(model, data, backend=cropped)
+    assert error.value.field == "frame_shape"
+
+
+def test_phase_maps_are_returned_as_decoded_whatever_the_floor(model, frames):
+    data = compress_maps(
+        model, frames.phase[:2], "phase", "fixed", mask_source=frames.amplitude[:2]
+    )
+    decoded = decompress_maps(model, data)[0]
+    for floor in ("smooth", "noise"):
+        np.testing.assert_array_equal(decompress_maps(model, data, floor=floor)[0], decoded)
