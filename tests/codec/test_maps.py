@@ -1,6 +1,7 @@
 """The model-level codec: compress/decompress round trips are exact, and files know their model."""
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from mmslim.codec.header import Expected
 from mmslim.codec.maps import compress_maps, decompress_maps, encode_maps, expected_of, fit_prior
 from mmslim.codec.prior import IndexPrior
 from mmslim.config import ModelConfig
+from mmslim.data.arrays import DataError
 from mmslim.data.dataset import RadarFrames, denormalize, load_frames
 from mmslim.data.samples import sample_path
 from mmslim.export.backends import backend_for
@@ -242,3 +244,37 @@ def test_phase_maps_are_returned_as_decoded_whatever_the_floor(model, frames):
     decoded = decompress_maps(model, data)[0]
     for floor in ("smooth", "noise"):
         np.testing.assert_array_equal(decompress_maps(model, data, floor=floor)[0], decoded)
+
+
+def test_compress_maps_header_and_refusals_word_for_word(model, frames):
+    maps = frames.amplitude[:2]
+    header = read_header(compress_maps(model, maps, "amplitude"))
+    assert (header.mode, header.kind, header.first_sequence, header.tagged) == (
+        "ans",
+        "amplitude",
+        0,
+        False,
+    )
+    assert (header.num_codes, header.frame_shape, header.fingerprint) == (
+        model.prior.num_codes,
+        (224, 64),
+        model.fingerprint(),
+    )
+    assert (header.shape_hi, header.shape_lo, header.num_frames) == ((56, 16), (14, 4), 2)
+    tagged = compress_maps(model, maps, "amplitude", "fixed", key=b"k" * 16, first_sequence=9)
+    header = read_header(tagged)
+    assert (header.mode, header.first_sequence, header.tagged) == ("fixed", 9, True)
+    message = "compressing phase needs the amplitude maps (mask_source) for the mask"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        compress_maps(model, frames.phase[:2], "phase")
+    message = (
+        "frames of 40 x 64: expected H and W positive and divisible by 16, got 40 x 64; "
+        "crop or pad them"
+    )
+    with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
+        compress_maps(model, maps[:, :40], "amplitude")
+    message = "amplitude maps (1, 224, 64) do not match the phase maps (2, 224, 64)"
+    with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
+        compress_maps(model, frames.phase[:2], "phase", mask_source=maps[:1])
+    with pytest.raises(DataError, match=r"^mask_source \(amplitude\): frame 0 is constant"):
+        compress_maps(model, frames.phase[:2], "phase", mask_source=np.ones((2, 224, 64)))
