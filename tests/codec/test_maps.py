@@ -278,3 +278,23 @@ def test_compress_maps_header_and_refusals_word_for_word(model, frames):
         compress_maps(model, frames.phase[:2], "phase", mask_source=maps[:1])
     with pytest.raises(DataError, match=r"^mask_source \(amplitude\): frame 0 is constant"):
         compress_maps(model, frames.phase[:2], "phase", mask_source=np.ones((2, 224, 64)))
+
+
+def test_phase_is_coded_with_the_amplitude_mask(model, frames):
+    """The sender graph gets each batch's phase and, as its mask source, the same frames'
+    amplitude, both normalised to [0, 1]."""
+    phase, amp = frames.phase[:5], frames.amplitude[:5]
+    backend = backend_for(model, "torch")
+    seen = []
+
+    def encode(x01, src):
+        seen.append((x01, src))
+        return backend.encode(x01, src)
+
+    recorder = copy.copy(backend)
+    recorder.encode, recorder.batch_size = encode, 2
+    compress_maps(model, phase, "phase", "fixed", mask_source=amp, backend=recorder)
+    ds = RadarFrames(frames.select(np.arange(len(frames)) < 5))
+    assert [len(x) for x, _ in seen] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in seen]), ds.tensors("phase")[0])
+    np.testing.assert_array_equal(np.concatenate([s for _, s in seen]), ds.tensors("amplitude")[0])
