@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mmslim.codec import BitstreamError, rate_report, read_header
+from mmslim.codec.floor import restore_floor, seed_of
 from mmslim.codec.header import Expected
 from mmslim.codec.maps import compress_maps, decompress_maps, encode_maps, expected_of, fit_prior
 from mmslim.codec.prior import IndexPrior
@@ -298,3 +299,18 @@ def test_phase_is_coded_with_the_amplitude_mask(model, frames):
     assert [len(x) for x, _ in seen] == [2, 2, 1]
     np.testing.assert_array_equal(np.concatenate([x for x, _ in seen]), ds.tensors("phase")[0])
     np.testing.assert_array_equal(np.concatenate([s for _, s in seen]), ds.tensors("amplitude")[0])
+
+
+def test_the_floor_is_redrawn_from_the_file_and_clipped_to_each_frame(model, frames):
+    maps = frames.amplitude[:3] * 10  # a range wide enough for this untrained model's output
+    data = compress_maps(model, maps, "amplitude", "fixed")  # to have a floor below -40 dB
+    raw, decoded = decompress_maps(model, data, floor="none")
+    vmin, vmax = decoded.side[:, 0, None, None], decoded.side[:, 1, None, None]
+    for floor in ("smooth", "noise"):
+        out = decompress_maps(model, data, floor=floor)[0]
+        expected = np.clip(restore_floor(raw, floor, seed_of(data)), vmin, vmax)
+        np.testing.assert_array_equal(out, expected)
+        assert not np.array_equal(out, raw)
+    noisy = restore_floor(raw, "noise", seed_of(data))
+    assert (noisy < vmin).any()  # so the clip has work to do
+    assert not np.array_equal(noisy, restore_floor(raw, "noise", 0))
