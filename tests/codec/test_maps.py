@@ -206,10 +206,11 @@ def test_decompress_maps_checks_what_the_receiver_knows(model, frames, capsys):
     maps, _ = decompress_maps(model, data, kind="amplitude", first_sequence=7)
     assert capsys.readouterr().err == ""  # no progress bar unless asked
     compress_maps(model, frames.amplitude[:5], "amplitude", "fixed", progress=True)
+    err = capsys.readouterr().err
+    assert "compress amplitude: 100%" in err and ("batch/s" in err or "s/batch" in err)
     decompress_maps(model, data, progress=True)
     err = capsys.readouterr().err
-    assert "compress amplitude: 100%" in err and "decompress: 100%" in err
-    assert "batch/s" in err or "s/batch" in err  # the unit, whatever the rate
+    assert "decompress: 100%" in err and ("batch/s" in err or "s/batch" in err)
     with pytest.raises(BitstreamError, match="phase"):
         decompress_maps(model, data, kind="phase")
     with pytest.raises(BitstreamError) as error:
