@@ -219,7 +219,11 @@ def test_decompress_maps_checks_what_the_receiver_knows(model, frames, capsys):
     backend = backend_for(model, "torch")
     small = copy.copy(backend)
     small.batch_size = 2  # 5 frames in batches of 2, 2 and 1 (equal up to float rounding)
+    batches = []
+    small.decode = lambda hi, lo: batches.append(len(hi)) or backend.decode(hi, lo)
     np.testing.assert_allclose(decompress_maps(model, data, backend=small)[0], maps, atol=1e-4)
+    assert batches == [2, 2, 1]
+    del small.decode
     np.testing.assert_allclose(
         decompress_maps(
             model, compress_maps(model, frames.amplitude[:5], "amplitude", "fixed", backend=small)
