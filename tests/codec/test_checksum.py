@@ -9,6 +9,7 @@ the maps would come out silently wrong) or refuse under another field's name; on
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from mmslim.codec import BitstreamError, decode_file, read_header
-from mmslim.codec.auth import TAG_BYTES
+from mmslim.codec.auth import MIN_KEY_BYTES, TAG_BYTES, check_key, read_key_file, tag, verify
 from mmslim.codec.header import CRC_BYTES, HEADER, SEQUENCE
 from mmslim.codec.maps import decompress_maps
 from mmslim.training.checkpoint import load_model
@@ -91,3 +92,52 @@ def test_side_info_damage_would_otherwise_pass_unseen(model):
     assert decoded.side[0, 1] != original[0, 1] and decoded.side[0, 0] == original[0, 0]
     np.testing.assert_array_equal(decoded.side[1:], original[1:])
     assert maps.shape == (3, *FRAME_SHAPE)
+
+
+# ---------------------------------------------------------------- the HMAC key and tag
+
+
+RFC4231_KEY = b"\x0b" * 20  # RFC 4231, test case 1
+RFC4231_TAG = bytes.fromhex("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+
+
+def test_tag_is_rfc_4231_hmac_sha256_and_verify_compares_it():
+    assert (TAG_BYTES, MIN_KEY_BYTES) == (32, 16)
+    assert tag(RFC4231_KEY, b"Hi There") == RFC4231_TAG
+    assert tag(bytearray(RFC4231_KEY), b"Hi There") == RFC4231_TAG
+    assert verify(RFC4231_KEY, b"Hi There", bytearray(RFC4231_TAG)) is True
+    assert verify(RFC4231_KEY, b"Hi There", RFC4231_TAG[:-1] + b"\0") is False
+    assert verify(RFC4231_KEY, b"Hi there", RFC4231_TAG) is False
+    with pytest.raises(ValueError, match="too short"):
+        verify(b"short", b"Hi There", RFC4231_TAG)
+
+
+def test_check_key_takes_16_bytes_or_more():
+    assert check_key(bytearray(b"k" * 16)) == b"k" * 16
+    assert type(check_key(bytearray(b"k" * 16))) is bytes
+    message = (
+        r"^an HMAC key of 15 bytes is too short \(at least 16\); make one "
+        r"with `head -c 32 /dev/urandom > link.key`$"
+    )
+    with pytest.raises(ValueError, match=message):
+        check_key(b"k" * 15)
+    with pytest.raises(ValueError, match="^an HMAC key must be bytes, got str$"):
+        check_key("k" * 32)
+
+
+def test_read_key_file(tmp_path):
+    path = tmp_path / "link.key"
+    path.write_bytes(bytes(range(32)))
+    assert read_key_file(str(path)) == bytes(range(32))
+    path.write_bytes(b"k" * 15)
+    with pytest.raises(ValueError, match="15 bytes is too short"):
+        read_key_file(path)
+    missing = tmp_path / "none.key"
+    message = (
+        f"no key file at {missing}; make one with `head -c 32 /dev/urandom > {missing}` and "
+        "give the same file to the sender and the receiver"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        read_key_file(missing)
+    with pytest.raises(ValueError, match="^no key file at"):
+        read_key_file(tmp_path)  # a folder is no key file

@@ -28,6 +28,7 @@ from mmslim.codec import prefix as huffman
 from mmslim.codec.ans import ans_decode, ans_encode, max_payload_bytes
 from mmslim.codec.frames import FrameCoder, payload_bounds
 from mmslim.codec.prior import IndexPrior
+from mmslim.codec.rate import RateReport
 
 K = 512
 SHAPE_HI, SHAPE_LO = (56, 16), (14, 4)  # a 224 × 64 map
@@ -170,6 +171,55 @@ def test_reported_bits_are_the_file_bits(prior, mode):
     assert report.num_indices == 6 * (56 * 16 + 14 * 4)
     assert report.fixed_bits_per_element == pytest.approx(9 * report.num_indices / n_elements)
     assert report.paper_ratio == pytest.approx(224 * 64 / 952)
+
+
+def test_rate_report_needs_a_positive_element_count(prior):
+    hi, lo, side = skewed_frames(1)
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", "fixed")
+    with pytest.raises(ValueError, match="^num_elements must be positive, got 0$"):
+        rate_report(data, 0)
+    assert rate_report(data, 1).ideal_bits_per_element is None  # no prior, no ideal rate
+
+
+def test_rate_report_of_a_tagged_file_field_by_field():
+    hi, lo, side = skewed_frames(2)
+    prior = IndexPrior(K).set_counts(np.arange(1, K + 1), np.arange(K, 0, -1))
+    key = b"k" * 16
+    data = encode_file(hi, lo, side, prior, FINGERPRINT, "amplitude", "fixed", key=key)
+    report = rate_report(data, 2 * 224 * 64, prior, FINGERPRINT, key=key)
+    ideal = prior.cross_entropy_bits(hi, "hi") + prior.cross_entropy_bits(lo, "lo")
+    assert report == RateReport(
+        mode="fixed",
+        num_frames=2,
+        num_elements=28672,
+        num_indices=1904,  # 2 x (56 x 16 + 14 x 4)
+        file_bytes=2250,
+        file_bits=18000,
+        header_bytes=80,  # 44-byte header, 32-byte tag, 4-byte CRC
+        side_bytes=16,
+        framing_bytes=12,
+        payload_bytes=2142,
+        bits_per_element=18000 / 28672,
+        ratio_vs_float32=32 * 28672 / 18000,
+        ratio_vs_int16=16 * 28672 / 18000,
+        bits_per_index=18000 / 1904,
+        fixed_bits_per_element=9 * 1904 / 28672,
+        ideal_bits_per_element=ideal / 28672,
+        paper_ratio=28672 / 1904,
+    )
+    with pytest.raises(BitstreamError, match="HMAC tag: pass the key"):
+        rate_report(data, 1, prior, FINGERPRINT)  # the prior's rate needs the file decoded
+    with pytest.raises(BitstreamError, match="made by model 0001020304050607"):
+        rate_report(data, 1, prior, bytes(8), key=key)
+
+
+def test_rate_report_of_a_file_without_frames():
+    data = encode_file(
+        *(x[:0] for x in skewed_frames(1)), None, FINGERPRINT, "amplitude", "fixed", num_codes=K
+    )
+    report = rate_report(data, 5)
+    assert (report.num_frames, report.num_indices, report.file_bits) == (0, 0, 384)
+    assert report.bits_per_index == 384.0 and report.paper_ratio == 5.0  # divided by 1, not 0
 
 
 def test_ans_is_within_one_percent_of_the_ideal(prior):

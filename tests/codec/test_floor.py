@@ -86,3 +86,79 @@ def test_decompress_maps_applies_the_floor(tiny_config, few_frames):
     assert (noisy.min(axis=(1, 2)) >= lo - 1e-3).all() and (
         noisy.max(axis=(1, 2)) <= hi + 1e-3
     ).all()
+
+
+def test_seed_and_noise_values_exactly():
+    assert seed_of(b"file") == 1991699577349446715  # SHA-256's first 8 bytes, little-endian
+    assert seed_of(b"") == int.from_bytes(bytes.fromhex("e3b0c44298fc1c14"), "little")
+    assert MEDIAN_DB == pytest.approx(1.591745, abs=1e-6)
+    db = np.full((1, 8, 8), 20.0, dtype=np.float32)
+    db[0, 4, 4] = 21.0  # the peak; with target_db 0.5 only it is a target
+    out = restore_floor(db, "noise", seed=7, target_db=0.5)
+    power = np.random.default_rng(7).exponential(1.0, db.shape)
+    noise = (10.0 * np.log10(power) + MEDIAN_DB).astype(np.float32)
+    keep = np.zeros(db.shape, dtype=bool)
+    keep[0, 3:6, 3:6] = True  # the peak grown by one cell, diagonals included
+    expected = np.where(keep, db, np.float32(20.0) + noise)
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.float32
+    default = restore_floor(db, "noise", target_db=0.5)
+    np.testing.assert_array_equal(default, restore_floor(db, "noise", seed=0, target_db=0.5))
+
+
+def _reference_smooth(db: np.ndarray, target_db: float, size: tuple[int, int]) -> np.ndarray:
+    """restore_floor's "smooth", cell by cell: Doppler indices wrap, range indices mirror
+    (-1 -> 1), each frame alone; targets of a frame grown by its 8 neighbours."""
+    n, h, w = db.shape
+    hd, hr = size[0] // 2, size[1] // 2
+    out = db.copy()
+    for k in range(n):
+        target = db[k] >= db[k].max() - target_db
+        for i in range(h):
+            for j in range(w):
+                rows = [(i + d) % h for d in range(-hd, hd + 1)]
+                cols = [
+                    abs(j + d) if j + d < w else 2 * (w - 1) - (j + d) for d in range(-hr, hr + 1)
+                ]
+                near = target[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2].any()
+                if not near:
+                    out[k, i, j] = np.median(db[k][np.ix_(rows, cols)])
+    return out
+
+
+def test_smooth_equals_a_cell_by_cell_reference():
+    rng = np.random.default_rng(4)
+    db = rng.normal(20.0, 4.0, size=(2, 12, 10)).astype(np.float32)
+    db[0, 6, 5] = 60.0  # frame 0's target; frame 1's strongest cell is elsewhere
+    db[1, 1, 8] = 60.0
+    for size in ((5, 5), (3, 5), (5, 3)):
+        out = restore_floor(db, "smooth", target_db=30.0, size=size)
+        np.testing.assert_array_equal(out, _reference_smooth(db, 30.0, size))
+
+
+def test_none_is_a_float32_copy_and_errors_word_for_word():
+    db = _scene().astype(np.float64)
+    out = restore_floor(db, "none")
+    assert out.dtype == np.float32 and not np.shares_memory(out, db)
+    np.testing.assert_array_equal(out, db)
+    db32 = _scene()
+    assert restore_floor(db32, "none") is not db32
+    with pytest.raises(ValueError, match="^floor mode 'x'; choose one of none, smooth, noise$"):
+        restore_floor(db32, "x")
+    with pytest.raises(
+        ValueError, match=r"^expected \(N, H, W\) amplitude maps in dB, got shape \(64, 32\)$"
+    ):
+        restore_floor(db32[0], "none")
+
+
+def test_default_floor_is_smooth_over_5x5_with_targets_40_db_down():
+    db = np.full((1, 16, 16), 0.0, dtype=np.float32)
+    db[0, 8, 8] = 50.0  # the peak
+    db[0, 2, 2] = 10.5  # 39.5 dB down: a target, kept
+    db[0, 2, 12] = 9.5  # 40.5 dB down: floor, so the median erases it
+    db[0, 11:14, 2:5] = 5.0  # 9 of a 5x5 window: gone; a 3x3 window would keep it
+    out = restore_floor(db)
+    assert out[0, 2, 2] == 10.5 and out[0, 2, 12] == 0.0
+    np.testing.assert_array_equal(out, restore_floor(db, "smooth", 0, 40.0, (5, 5)))
+    assert out[0, 12, 3] == 0.0
+    assert restore_floor(db, "smooth", size=(3, 3))[0, 12, 3] == 5.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,91 @@ def test_compress_maps_refuses_before_the_model_runs():
         compress_maps(model, GOOD_DB[:, :40], "amplitude", "fixed")
     with pytest.raises(DataError, match="do not match"):
         compress_maps(model, GOOD_RAD, "phase", "fixed", mask_source=GOOD_DB[:1])
+
+
+def test_plausible_ranges_are_closed_and_exact():
+    for value in (-1000.0, 1000.0):
+        check_maps(with_cell(GOOD_DB, value), "amplitude")  # the bounds themselves pass
+    for value in (-1000.5, 1000.5):
+        with pytest.raises(DataError, match="outside the plausible range"):
+            check_maps(with_cell(GOOD_DB, value), "amplitude")
+    for value in (-np.pi - 5e-5, np.pi + 5e-5):
+        check_maps(with_cell(GOOD_RAD, np.float32(value)), "phase")
+    for value in (-np.pi - 2e-4, np.pi + 2e-4):
+        with pytest.raises(DataError, match="outside the plausible range of phase"):
+            check_maps(with_cell(GOOD_RAD, np.float32(value)), "phase")
+
+
+def test_refusals_word_for_word():
+    cases = [
+        (
+            GOOD_DB.astype(np.uint8),
+            "phase",
+            "maps hold uint8 values, not floats; if they are "
+            "phase in rad, convert them with maps.astype(np.float32)",
+        ),
+        (
+            np.array([["a"]]),
+            "amplitude",
+            "maps have dtype <U1; expected float amplitude maps in dB",
+        ),
+        (
+            GOOD_DB[0],
+            "amplitude",
+            "maps have shape (64, 64); expected (N, H, W): N frames of H x W",
+        ),
+        (
+            np.zeros((2, 0, 64), np.float32),
+            "amplitude",
+            "maps hold no frames (shape (2, 0, 64)); there is nothing to code",
+        ),
+        (
+            with_cell(GOOD_DB, np.inf),
+            "amplitude",
+            "maps: frame 1 holds NaN or inf; replace those "
+            "cells (e.g. clip a log of zero to the noise floor) or drop the frame",
+        ),
+        (
+            np.stack([GOOD_DB[0], np.full((64, 64), 2.5, np.float32)]),
+            "amplitude",
+            "maps: frame 1 "
+            "is constant (every value 2.5 dB), so it cannot be normalised to [0, 1]; drop it, it "
+            "carries no information beyond that value",
+        ),
+        (
+            np.stack([GOOD_DB[0], np.linspace(0, 1100, 4096, dtype=np.float32).reshape(64, 64)]),
+            "amplitude",
+            "maps: frame 1 holds values in [0, 1100], outside the plausible range of "
+            "amplitude in dB [-1000, 1000]; convert linear values to dB (10*np.log10 of power) and "
+            "replace sentinel values",
+        ),
+        (
+            np.stack([GOOD_RAD[0], np.eye(64, dtype=np.float32) + 4.0]),
+            "phase",
+            "maps: frame 1 holds values in [4, 5], outside the plausible range of phase in rad "
+            "[-3.14169, 3.14169]; wrap radians into (-pi, pi] with np.angle(np.exp(1j * x)); "
+            "convert degrees first",
+        ),
+    ]
+    for maps, kind, message in cases:
+        with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
+            check_maps(maps, kind)
+    with pytest.raises(
+        ValueError, match=r"^kind must be one of \('amplitude', 'phase'\), got 'x'$"
+    ):
+        check_maps(GOOD_DB, "x")
+    message = (
+        "grid hold complex values (complex64); mmslim codes amplitude and phase as two real maps: "
+        "pass 20*np.log10(np.abs(x)) as amplitude (dB) and np.angle(x) as phase"
+    )
+    with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
+        check_maps(GOOD_DB.astype(np.complex64), "amplitude", name="grid")
+
+
+def test_a_single_cell_frame_is_constant_not_empty():
+    with pytest.raises(DataError, match="^maps: frame 0 is constant"):
+        check_maps(np.ones((1, 1, 1), np.float32), "amplitude")
+
+
+def test_float32_maps_are_not_copied():
+    assert check_maps(GOOD_DB, "amplitude") is GOOD_DB

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mmslim.codec.prior import IndexPrior, check_indices
+from mmslim.codec.tables import PriorTables, probabilities
 
 
 def test_update_counts_each_branch_plus_the_smoothing():
@@ -76,3 +77,32 @@ def test_check_indices():
         check_indices([2, -1], 4, "grid")
     with pytest.raises(ValueError, match="^indices must be integers, got dtype bool$"):
         check_indices([True], 4)
+
+
+def test_check_indices_bounds_are_half_open():
+    assert check_indices([0, 3], 4).tolist() == [0, 3]
+    with pytest.raises(ValueError, match=r"^indices must lie in \[0, 4\), got range \[0, 4\]$"):
+        check_indices([0, 4], 4)
+    with pytest.raises(ValueError, match=r"got range \[-1, 0\]$"):
+        check_indices([-1, 0], 4)
+
+
+def test_prior_tables_as_numpy():
+    tables = PriorTables(np.array([1, 3]), np.array([2, 2]))
+    assert tables.num_codes == 2 and tables.is_fitted is True
+    assert PriorTables(np.array([1]), np.array([1]), fitted=False).is_fitted is False
+    np.testing.assert_array_equal(tables.probs("hi"), [0.25, 0.75])
+    np.testing.assert_array_equal(tables.probs("lo"), [0.5, 0.5])
+    np.testing.assert_array_equal(probabilities(np.array([1, 1, 2])), [0.25, 0.25, 0.5])
+    with pytest.raises(ValueError, match=r"^branch must be one of \('hi', 'lo'\), got 'mid'$"):
+        tables.probs("mid")
+    message = "^counts_{} must be \\(K,\\) positive integers like counts_hi$"
+    for hi, lo, branch in [
+        (np.array([1, 0]), np.array([1, 1]), "hi"),
+        (np.array([1, 1]), np.array([1, 0]), "lo"),
+        (np.array([1, 1]), np.array([1, 1, 1]), "lo"),
+        (np.array([[1, 1]]), np.array([[1, 1]]), "hi"),
+        (np.array([1, 1]), np.array([-1, 1]), "lo"),
+    ]:
+        with pytest.raises(ValueError, match=message.format(branch)):
+            PriorTables(hi, lo)
