@@ -53,17 +53,17 @@ class ExportedCodec:
         self.kind: str | None = spec["kind"]
         self.frame_shape = tuple(spec["frame_shape"])
         self.grids = {branch: tuple(shape) for branch, shape in spec["grids"].items()}
-        self._fingerprint = bytes.fromhex(spec["fingerprint"])
         prior = spec["prior"]
         counts = [np.asarray(prior[f"counts_{b}"], np.int64) for b in ("hi", "lo")]
         self.prior = PriorTables(*counts, fitted=prior["fitted"])
-        self.graphs = OnnxGraphs(*graphs, self._fingerprint, self.frame_shape, threads)
+        fingerprint = bytes.fromhex(spec["fingerprint"])
+        self.graphs = OnnxGraphs(*graphs, fingerprint, self.frame_shape, threads)
 
     # ------------------------------------------------------- what the codec reads of a model
 
     def fingerprint(self) -> bytes:
         """The 8 bytes of the exported model, written into every file."""
-        return self._fingerprint
+        return self.graphs.fingerprint
 
     def latent_shapes(self, height: int, width: int) -> dict[str, tuple[int, int]]:
         """The index grids of (H, W) frames: only the exported frame shape has them."""
