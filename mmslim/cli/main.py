@@ -123,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rate-weight", type=float, help="lambda of the rate term (bits/element)")
     s.add_argument("--mask-head", choices=MASK_HEADS, help="MaskNet head (reference: the paper's)")
     s.add_argument("--mask", choices=MASK_MODES, help="learned, hard (thresholded), or ablations")
+    s.add_argument(
+        "--fine-gate", type=float, metavar="LEVEL",
+        help="send fine latents only near mask values >= LEVEL, the rest as code 0 (0: all)",
+    )  # fmt: skip
     s.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, ...")
     s.add_argument("--resume", action="store_true", help="continue OUT/<stage>.pt")
     s.add_argument("--overwrite", action="store_true", help="start over if OUT/<stage>.pt exists")
@@ -273,7 +277,7 @@ def _train(args) -> None:
         overrides.update(lr_hi=args.lr, lr_lo=args.lr, lr_mask=args.lr)
     overrides.update(_field_values(TrainConfig, args.set))
     tcfg = TrainConfig.preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
-    model_overrides = {"mask_head": args.mask_head, "mask": args.mask}
+    model_overrides = {"mask_head": args.mask_head, "mask": args.mask, "fine_gate": args.fine_gate}
     mcfg = ModelConfig.preset(
         args.preset, **{k: v for k, v in model_overrides.items() if v is not None}
     )

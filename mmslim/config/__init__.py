@@ -79,6 +79,10 @@ class ModelConfig(_Config):
     mask: str = "learned"  # MaskNet; ablations: "fixed" (M = 0.5), "none" (one VQ-VAE: hi only)
     mask_head: str = "sigmoid"  # "reference": the paper's BN.LeakyReLU before the sigmoid
     quantizer_branches: str = "both"  # "both", "hi" or "lo" use `quantizer`; the other: plain VQ
+    # Fine latents the mask leaves empty are not coded: a fine latent is sent only if the mask
+    # reaches this value in its own 4 x 4 cells or a neighbour's; the others go as code 0, which
+    # the entropy coder makes nearly free (mmslim.nn.model.sent_latents). 0: every latent is sent.
+    fine_gate: float = 0.0
 
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
@@ -105,6 +109,12 @@ class ModelConfig(_Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0.0 <= self.fine_gate < 1.0:
+            raise ValueError(f"ModelConfig.fine_gate = {self.fine_gate!r}; give a mask level in "
+                             "[0, 1) (0: send every fine latent)")  # fmt: skip
+        if self.fine_gate and self.mask not in ("learned", "hard"):
+            raise ValueError(f"ModelConfig.fine_gate needs MaskNet's mask, not mask={self.mask!r}; "
+                             "set fine_gate=0 for the ablations")  # fmt: skip
         if not isinstance(self.quantizer, tuple(QUANTIZER_CONFIGS.values())):
             raise ValueError(
                 f"ModelConfig.quantizer = {self.quantizer!r}; give a family config, e.g. "

@@ -5,6 +5,7 @@ simplified for inference only:
 
     Sender:    x, mask_source (B, 1, H, W) in [0, 1]
                  ─► MaskNet ─┬► M·x ─► Enc_hi ─► pre-VQ ─► nearest codeword ─► (B, H/4, W/4)
+                             │      (code 0 where M is low all around, with ModelConfig.fine_gate)
                              └► (1−M)·x ─► Enc_lo ─► pre-VQ ─► nearest codeword ─► (B, H/16, W/16)
     Receiver:  indices_hi, indices_lo ─► codewords ─► Dec_hi + Dec_lo ─► x_hat (B, 1, H, W)
 
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from mmslim.nn.blocks import fold_batchnorm, transposed_as_conv
+from mmslim.nn.model import GATE_CODE, sent_latents
 from mmslim.nn.quantizers.vq import VectorQuantizer
 
 
@@ -105,7 +107,8 @@ class Sender(nn.Module):
     def __init__(self, model: nn.Module, fold: bool = True, channels_last: bool = False):
         super().__init__()
         self.mask_mode = model.config.mask  # "learned", or the ablations "fixed", "none"
-        self.lo_downsample = model.lo.downsample
+        self.lo_downsample, self.hi_downsample = model.lo.downsample, model.hi.downsample
+        self.fine_gate = model.config.fine_gate  # 0: every fine latent is sent
         self.mask_net = _inference_copy(model.mask_net, fold)
         self.encoder_hi, self.encoder_lo = _encoder(model.hi, fold), _encoder(model.lo, fold)
         self.search_hi, self.search_lo = _search(model.hi.quantizer), _search(model.lo.quantizer)
@@ -129,6 +132,9 @@ class Sender(nn.Module):
             mask_source = mask_source.contiguous(memory_format=torch.channels_last)
         mask = self.mask(mask_source)  # (B, 1, H, W)
         indices_hi = self.search_hi(self.encoder_hi(mask * x))  # (B, H/4, W/4)
+        if self.fine_gate:  # latents far from the mask's targets go as the gate code
+            sent = sent_latents(mask, self.hi_downsample, self.fine_gate)
+            indices_hi = indices_hi.masked_fill(~sent, GATE_CODE)
         if self.mask_mode == "none":  # one VQ-VAE: the coarse grid is sent as zeros
             b, _, h, w = x.shape
             f = self.lo_downsample

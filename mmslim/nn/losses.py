@@ -215,7 +215,11 @@ def phase_error(err_rad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def soft_bits(
-    z: torch.Tensor, codewords: torch.Tensor, indices: torch.Tensor, smoothing: float = 0.5
+    z: torch.Tensor,
+    codewords: torch.Tensor,
+    indices: torch.Tensor,
+    smoothing: float = 0.5,
+    sent: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bits an entropy coder spends on one index grid, with a gradient for the encoder.
 
@@ -229,6 +233,8 @@ def soft_bits(
     gradient.
 
     z: (B, D, h, w) latents; codewords: (K, D); indices: (B, h, w) int64. Returns total bits.
+    sent: (B, h, w) bool, the latents whose index the encoder chose (``ModelConfig.fine_gate``
+    sends the others as a fixed code): only they get the soft gradient; every index is counted.
     """
     k = codewords.shape[0]
     flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).float()  # (N, D)
@@ -238,7 +244,8 @@ def soft_bits(
     counts = torch.bincount(indices.reshape(-1), minlength=k).float() + smoothing  # (K,)
     cost = -torch.log2(counts / counts.sum())  # (K,) bits
     hard = cost[indices.reshape(-1)].sum()
-    soft = (q * cost).sum()
+    soft = q * cost  # (N, K)
+    soft = (soft if sent is None else soft[sent.reshape(-1)]).sum()
     return hard + (soft - soft.detach())
 
 

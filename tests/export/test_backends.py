@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,8 @@ from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.data.dataset import denormalize, normalize
 from mmslim.data.samples import sample_path
 from mmslim.export import OnnxBackend, Receiver, Sender, TorchBackend, backend_for
+from mmslim.nn import MMSlim
+from mmslim.nn.model import GATE_CODE
 from mmslim.training.checkpoint import load_model
 
 KINDS = ("amplitude", "phase")
@@ -185,3 +189,18 @@ def test_graphs_do_not_change_the_model(held_out):
     after = model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in before.items())
     assert next(model.parameters()).is_contiguous()
+
+
+def test_a_gated_sender_sends_what_the_model_sends_on_every_backend(held_out):
+    model, maps, _ = held_out["amplitude"]
+    gated = MMSlim(dataclasses.replace(model.config, fine_gate=0.9))
+    gated.load_state_dict(model.state_dict())
+    gated.eval()
+    x01 = _normalised(maps)
+    with torch.no_grad():
+        ref = gated.encode(torch.from_numpy(x01))["indices_hi"].numpy()
+    assert 0.5 < (ref == GATE_CODE).mean() < 1  # the floor is gated, the walker is not
+    hi, _ = TorchBackend(gated).encode(x01, x01)
+    np.testing.assert_array_equal(hi, ref)
+    hi, _ = OnnxBackend(gated).encode(x01, x01)
+    assert (hi == ref).mean() >= 0.999

@@ -148,3 +148,16 @@ def test_every_radar_term_is_zero_for_a_perfect_reconstruction():
     for name in ("target", "background", "floor", "range"):
         assert float(terms[name]) == pytest.approx(0, abs=1e-5), name
     assert float(terms["spread"]) == pytest.approx(0, abs=1e-3)
+
+
+def test_soft_bits_gives_latents_not_sent_no_gradient():
+    gen = torch.Generator().manual_seed(1)
+    codewords = torch.randn(8, 4, generator=gen)
+    indices = torch.randint(8, (2, 3, 5), generator=gen)
+    z = torch.randn(2, 4, 3, 5, generator=gen, requires_grad=True)
+    sent = torch.rand(2, 3, 5, generator=gen) < 0.5
+    bits = soft_bits(z, codewords, indices, sent=sent)
+    assert bits.item() == pytest.approx(soft_bits(z, codewords, indices).item())  # same count
+    bits.backward()
+    moved = z.grad.abs().sum(dim=1) > 0  # (2, 3, 5)
+    assert torch.equal(moved, sent)

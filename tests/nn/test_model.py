@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmslim.config import ModelConfig
+from mmslim.config import ModelConfig, VQConfig
 from mmslim.nn import (
     DecoderHi,
     DecoderLo,
@@ -24,6 +26,7 @@ from mmslim.nn import (
     straight_through,
     vq_losses,
 )
+from mmslim.nn.model import GATE_CODE, sent_latents
 
 PRESETS = ["paper", "cpu-small"]
 
@@ -363,3 +366,75 @@ def test_training_for_lost_indices_decodes_them_as_the_receiver_does(tiny_config
             plain["indices_hi"], plain["indices_lo"], torch.ones_like(likely, dtype=torch.bool)
         )
         torch.testing.assert_close(all_lost["x_hat"], receiver["x_hat"])
+
+
+def test_sent_latents_are_the_mask_peaks_and_their_neighbours():
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[0, 0, 13, 6] = 0.8  # in fine latent (3, 1) of an 8 x 8 grid
+    mask[0, 0, 30, 30] = 0.4  # below the level: no latent for it
+    sent = sent_latents(mask, 4, 0.5)
+    expected = torch.zeros(1, 8, 8, dtype=torch.bool)
+    expected[0, 2:5, 0:3] = True
+    assert sent.dtype == torch.bool and torch.equal(sent, expected)
+    assert sent_latents(mask, 4, 0.4)[0, 7, 7]  # >= the level counts
+    assert not sent_latents(torch.zeros(2, 1, 32, 32), 4, 0.1).any()
+
+
+def _gated(tiny_config, level: float) -> MMSlim:
+    torch.manual_seed(0)
+    return MMSlim(dataclasses.replace(tiny_config, fine_gate=level))
+
+
+def test_a_fine_gate_sends_code_0_where_the_mask_is_low_all_around(tiny_config):
+    model = _gated(tiny_config, 0.5).eval()
+    x = torch.rand(2, 1, 64, 32)
+    mask = torch.zeros_like(x)
+    mask[0, 0, 20:24, 8:12] = 1.0  # one target patch in frame 0, none in frame 1
+    with torch.no_grad():
+        gated = model(x, mask=mask)
+        free = MMSlim(dataclasses.replace(model.config, fine_gate=0.0))
+        free.load_state_dict(model.state_dict())
+        plain = free.eval()(x, mask=mask)
+    sent = sent_latents(mask, 4, 0.5)
+    assert sent[0].sum() == 9 and not sent[1].any()
+    assert torch.equal(gated["indices_hi"][sent], plain["indices_hi"][sent])
+    assert (gated["indices_hi"][~sent] == GATE_CODE).all()
+    assert torch.equal(gated["indices_lo"], plain["indices_lo"])  # the coarse branch as before
+    with torch.no_grad():  # the receiver sees what training's forward saw
+        received = model.decode_indices(gated["indices_hi"], gated["indices_lo"])
+        assert torch.equal(received["x_hat"], gated["x_hat"])
+        assert not torch.equal(gated["x_hat"], plain["x_hat"])
+
+
+def test_the_gated_sender_and_forward_agree_on_masknets_own_mask(tiny_config):
+    model = _gated(tiny_config, 0.6).eval()
+    x = torch.rand(3, 1, 32, 64)
+    with torch.no_grad():
+        out, sent = model(x), model.encode(x)
+        received = model.decode_indices(sent["indices_hi"], sent["indices_lo"])
+    assert torch.equal(sent["indices_hi"], out["indices_hi"])
+    assert torch.equal(received["x_hat"], out["x_hat"])
+    expected = sent_latents(out["mask"], 4, 0.6)
+    assert torch.equal(sent["indices_hi"] != GATE_CODE, expected & (out["indices_hi"] != 0))
+
+
+def test_the_gate_code_is_never_reseeded_as_dead(tiny_config):
+    quantizer = VQConfig(codebook_init="uniform", dead_code_steps=1)  # a codebook moved by Adam
+    model = _gated(dataclasses.replace(tiny_config, quantizer=quantizer), 0.5)
+    assert model.hi.quantizer.reserved_code == GATE_CODE
+    assert model.lo.quantizer.reserved_code is None  # the coarse grid has no gate
+    before = model.hi.quantizer.codes().clone()  # (K, D)
+    model.train()
+    for _ in range(3):  # no target anywhere: every fine latent is gated
+        out = model(torch.rand(2, 1, 32, 32), mask=torch.zeros(2, 1, 32, 32))
+        assert int(out["stats_hi"]["counts"][GATE_CODE]) == 0  # the encoder never chose it
+    after = model.hi.quantizer.codes()
+    assert torch.equal(after[GATE_CODE], before[GATE_CODE])  # unused 3 steps, kept
+    assert not torch.equal(after[1:], before[1:])  # the other unused codes were re-seeded
+
+
+def test_a_fine_gate_needs_masknet():
+    with pytest.raises(ValueError, match="fine_gate needs MaskNet"):
+        ModelConfig.preset("tiny", mask="fixed", fine_gate=0.5)
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        ModelConfig.preset("tiny", fine_gate=1.0)

@@ -155,6 +155,9 @@ class VectorQuantizer(Quantizer):
     """
 
     _needs_step = False  # subclasses with a per-step schedule or random draws set this
+    # A code that means something without being chosen (the fine branch's "nothing sent" code
+    # under ModelConfig.fine_gate): never re-seeded as dead, however rarely the encoder picks it.
+    reserved_code: int | None = None
 
     def __init__(
         self,
@@ -281,6 +284,8 @@ class VectorQuantizer(Quantizer):
                 self._init_pool.clear()
         if self.dead_code_threshold > 0:
             dead = updates.dead_codes(self.unused_steps, self.dead_code_threshold)  # (M,)
+            if self.reserved_code is not None:
+                dead = dead[dead != self.reserved_code]
             if len(dead):  # the same codes on every rank: usage counts are summed over ranks
                 fresh = updates.sample_rows_shared(
                     flat.float(), len(dead), self.generator(stream=2)
