@@ -12,6 +12,7 @@ mmslim bench TARGET              figures: simulate, train, codec, rd, quantizers
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import traceback
@@ -147,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prior", help="refit a checkpoint's entropy prior on its training split")
     s.add_argument("--checkpoint", required=True, type=Path)
     s.add_argument("--data", required=True, type=Path, help="the data it was trained on")
+    s.add_argument(
+        "--fine-gate", type=float, metavar="LEVEL",
+        help="first set the sender's fine gate (ModelConfig.fine_gate): a lower rate, same weights",
+    )  # fmt: skip
+    s.add_argument("--out", type=Path, help="write here instead of over --checkpoint")
     s.set_defaults(func=_prior)
 
     s = sub.add_parser("compress", help="compress maps into an .mmsl file")
@@ -306,14 +312,21 @@ def _train(args) -> None:
 def _prior(args) -> None:
     from mmslim.codec.maps import fit_prior
     from mmslim.data.dataset import RadarFrames, load_frames
+    from mmslim.nn import MMSlim
     from mmslim.training.checkpoint import load_model, save_checkpoint
 
     model, state = load_model(args.checkpoint)
+    if args.fine_gate is not None:  # the same weights behind another sender
+        config = dataclasses.replace(model.config, fine_gate=args.fine_gate)
+        gated = MMSlim(config)
+        gated.load_state_dict(model.state_dict())
+        model, state = gated.eval(), {**state, "model_config": config.to_dict()}
     frames = load_frames(args.data, expected_shape=None)
     fit_prior(model, RadarFrames(frames, state["split"]["train"]), state["stage"])
     state = {k: v for k, v in state.items() if k not in ("prior", "format", "version")}
-    save_checkpoint({**state, "model": model.state_dict()}, args.checkpoint)
-    print(f"prior of {len(state['split']['train'])} training subjects stored in {args.checkpoint}")
+    out = args.out or args.checkpoint
+    save_checkpoint({**state, "model": model.state_dict()}, out)
+    print(f"prior of {len(state['split']['train'])} training subjects stored in {out}")
 
 
 def _compress(args) -> None:

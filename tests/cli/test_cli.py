@@ -82,3 +82,29 @@ def test_errors_are_messages_not_tracebacks(tiny, tmp_path, capsys):
     assert main(["train", "--stage", "amplitude", "--data", str(tmp_path / "none"),
                  "--out", str(tmp_path)]) == 1  # fmt: skip
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_gated_sender_from_a_trained_model(tiny, tmp_path):
+    from mmslim.nn.model import GATE_CODE
+    from mmslim.training.checkpoint import load_model
+
+    run, out = tmp_path / "run", tmp_path / "gated" / "amplitude.pt"
+    common = ["--data", str(tiny), "--out", str(run), "--epochs", "1", "--batch-size", "4"]
+    assert main(["train", "--stage", "amplitude", *common, "--fine-gate", "0.5"]) == 0
+    trained, _ = load_model(run / "amplitude.pt")
+    assert trained.config.fine_gate == 0.5
+    argv = ["prior", "--checkpoint", str(run / "amplitude.pt"), "--data", str(tiny)]
+    assert main([*argv, "--fine-gate", "0.99", "--out", str(out)]) == 0
+    gated, _ = load_model(out)
+    assert gated.config.fine_gate == 0.99
+    assert load_model(run / "amplitude.pt")[0].config.fine_gate == 0.5  # --out: left as it was
+    weights = {k: v for k, v in trained.state_dict().items() if not k.startswith("prior.")}
+    for name, value in weights.items():  # the same weights, another sender
+        assert torch.equal(gated.state_dict()[name], value), name
+    # the refit prior has seen the gated grids: nearly every fine index is the gate code
+    counts = gated.prior.counts_hi
+    assert counts[GATE_CODE] > 0.5 * counts.sum() > 0
+    mmsl, npy = tmp_path / "g.mmsl", tmp_path / "g.npy"
+    assert main(["compress", str(tiny), str(mmsl), "--checkpoint", str(out)]) == 0
+    assert main(["decompress", str(mmsl), str(npy), "--checkpoint", str(out)]) == 0
+    assert np.load(npy).shape == (9, 224, 64)
