@@ -167,6 +167,7 @@ class TrainConfig(_Config):
     spread_weight: float = 0.1  # radar: local spread of the dB map (texture is not kept)
     floor_weight: float = 0.0  # radar: |dB error| off the targets (draws the floor at its median)
     split_weight: float = 1.0  # radar: MaskNet told where the targets are (balanced BCE)
+    cfar_weight: float = 0.0  # radar: cells on the wrong side of CA-CFAR's threshold, in dB
     phase_weight: float = 1.0  # radar, phase stage: 1 - cos error, weighted by target strength
     rate_weight: float = 0.0  # lambda: x estimated bits per map element (0: no rate term)
     lost_share: float = (

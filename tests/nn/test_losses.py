@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from mmslim.config import TrainConfig
+from mmslim.metrics.radar import ca_cfar
 from mmslim.nn.losses import (
     LossContext,
     background_level_error,
     background_spread_error,
+    cfar_error,
+    cfar_margin_db,
     dilate,
     floor_error,
     loss_terms,
@@ -161,3 +165,39 @@ def test_soft_bits_gives_latents_not_sent_no_gradient():
     bits.backward()
     moved = z.grad.abs().sum(dim=1) > 0  # (2, 3, 5)
     assert torch.equal(moved, sent)
+
+
+def test_cfar_margin_decides_as_the_metric_does_inside_the_range_edges(sample_frames):
+    db = sample_frames.amplitude[:6]  # (6, 224, 64) dB
+    margin = cfar_margin_db(torch.from_numpy(db)[:, None].double())[:, 0].numpy()
+    detected = ca_cfar(db)
+    inside = slice(6, -6)  # the loss mirrors range at its edges, the metric drops those cells
+    assert detected[:, :, inside].sum() > 50
+    assert np.array_equal(margin[:, :, inside] > 0, detected[:, :, inside])
+
+
+def test_cfar_error_is_zero_when_every_cell_keeps_its_side_and_grows_otherwise():
+    db = _scene()
+    assert cfar_error(db, db) == 0
+    assert cfar_error(db, db - 0.5 * (db < 60)) == 0  # the floor 0.5 dB lower: no side changes
+    weaker = db.clone()
+    weaker[:, :, 10:14, 6:8] -= 40.0  # the target sinks into the floor: detections lost
+    spike = db.clone()
+    spike[:, :, 24, 3] = 70.0  # a false alarm where the original has noise
+    lost, alarm = cfar_error(db, weaker), cfar_error(db, spike)
+    assert lost > 0 and alarm > 0
+    assert cfar_error(db, db - 20.0 * (db >= 60)) < lost  # half as deep, less lost
+    smeared = db.clone()  # the target's power spread into CFAR's training ring
+    smeared[:, :, 2:6, 6:8] = 68.0
+    assert cfar_error(db, smeared) > 0
+    lo, hi = db.amin(dim=(1, 2, 3)), db.amax(dim=(1, 2, 3))
+    x = (db - lo.view(-1, 1, 1, 1)) / (hi - lo).view(-1, 1, 1, 1)
+    rng = torch.stack([lo, hi], 1)
+    context = LossContext(x, rng, rng)
+    out = {"x_hat": x.clone(), "vq_loss": torch.tensor(0.0)}
+    assert "cfar" not in loss_terms(x, out, TrainConfig(objective="radar"), context)
+    terms = loss_terms(x, out, TrainConfig(objective="radar", cfar_weight=1.0), context)
+    assert float(terms["cfar"]) == pytest.approx(0, abs=1e-5)
+    out["x_hat"] = (spike - lo.view(-1, 1, 1, 1)) / (hi - lo).view(-1, 1, 1, 1)
+    terms = loss_terms(x, out, TrainConfig(objective="radar", cfar_weight=1.0), context)
+    assert float(terms["cfar"]) == pytest.approx(float(alarm), rel=1e-4)
