@@ -84,6 +84,8 @@ def model_method(
         return decompress_maps(model, data, kind=kind, frame_shape=shape, floor=floor)[0]
 
     setting = f"K={model.config.num_codes} mask={model.config.mask}"
+    if model.config.fine_gate:
+        setting += f" gate={model.config.fine_gate:g}"
     if kind == "amplitude":
         setting += f" floor={floor}"
     return Method(name, family, setting, enc, dec)
