@@ -28,3 +28,6 @@ def test_rate_check_accounts_for_every_byte(few_frames, tiny_config, kind):
     # training split's prior cannot beat
     assert 0 < row["estimate"] <= row["ideal"] * 1.02
     assert row["estimate_error"] == pytest.approx(row["estimate"] / row["file"] - 1)
+    assert row["framed"] == pytest.approx(row["estimate"] + overhead)
+    assert row["framed_error"] == pytest.approx(row["framed"] / row["file"] - 1)
+    assert abs(row["framed_error"]) < abs(row["estimate_error"])  # the fixed bytes are counted
