@@ -272,7 +272,7 @@ class MMSlim(nn.Module):
             missing = lost_patches((len(x), *grid), lost_share).to(x.device)
             lost = (missing, self.likely_fine_code())
         sent = self.sent_fine(mask)
-        hi = self.hi(x_hi, sent, lost)
+        hi = self.hi(x_hi) if sent is None and lost is None else self.hi(x_hi, sent, lost)
         lo = self._lo(x_lo)
         out = {
             "x_hat": hi["x_hat"] + lo["x_hat"],  # the reference negated this sum; we do not
