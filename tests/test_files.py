@@ -11,6 +11,15 @@ import pytest
 from mmslim.files import atomic_write, interrupts_deferred, read_csv, write_csv
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises():
+    """Ctrl-C as Python sets it up at a terminal, even when the tests run as a background job
+    (whose shell starts it with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_atomic_write_replaces_the_file_whole(tmp_path):
     path = tmp_path / "sub" / "f.bin"
     atomic_write(path, lambda f: f.write(b"old"))

@@ -307,13 +307,21 @@ def run_case(argv: list[str]) -> tuple[int | None, str, str, str | None]:
     return code, out.getvalue(), err.getvalue(), escaped
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the child, before it starts: SIGINT back to its default action. A shell starts
+    background jobs (``make test &``, ``nohup``) with SIGINT ignored, children inherit that, and
+    Python then never turns Ctrl-C into ``KeyboardInterrupt``."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_training(data: Path, out: Path, timeout: float = 300.0) -> tuple[int, str]:
     """Start ``mmslim train`` in a subprocess, press Ctrl-C (SIGINT) once the first epoch's
     checkpoint exists, and return (exit code, stderr)."""
     entry = "import sys; from mmslim.cli import main; sys.exit(main())"  # the `mmslim` script
     argv = [sys.executable, "-c", entry, "train", "--stage", "amplitude"]
     argv += ["--data", str(data), "--out", str(out), "--preset", "tiny", "--epochs", "100000"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_at_a_terminal)  # fmt: skip
     deadline = time.monotonic() + timeout
     while not (out / "amplitude.pt").exists() and proc.poll() is None:
         if time.monotonic() > deadline:
