@@ -23,9 +23,9 @@ from mmslim.codec.maps import compress_maps, encode_maps
 from mmslim.data.arrays import denormalize, normalize
 from mmslim.data.dataset import FrameSet
 from mmslim.metrics.radar import amplitude_metrics
-from mmslim.nn.model import lost_patches
+from mmslim.nn.sending import lost_patches
 
-PATCH = 2  # side of a lost patch, in fine-grid indices (mmslim.nn.model.lost_patches)
+PATCH = 2  # side of a lost patch, in fine-grid indices (mmslim.nn.sending.lost_patches)
 
 
 @torch.no_grad()

@@ -12,7 +12,6 @@ mmslim bench TARGET              figures: simulate, train, codec, rd, quantizers
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 import traceback
@@ -312,15 +311,12 @@ def _train(args) -> None:
 def _prior(args) -> None:
     from mmslim.codec.maps import fit_prior
     from mmslim.data.dataset import RadarFrames, load_frames
-    from mmslim.nn import MMSlim
     from mmslim.training.checkpoint import load_model, save_checkpoint
 
     model, state = load_model(args.checkpoint)
     if args.fine_gate is not None:  # the same weights behind another sender
-        config = dataclasses.replace(model.config, fine_gate=args.fine_gate)
-        gated = MMSlim(config)
-        gated.load_state_dict(model.state_dict())
-        model, state = gated.eval(), {**state, "model_config": config.to_dict()}
+        model = model.with_fine_gate(args.fine_gate)
+        state = {**state, "model_config": model.config.to_dict()}
     frames = load_frames(args.data, expected_shape=None)
     fit_prior(model, RadarFrames(frames, state["split"]["train"]), state["stage"])
     state = {k: v for k, v in state.items() if k not in ("prior", "format", "version")}

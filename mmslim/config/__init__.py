@@ -81,7 +81,7 @@ class ModelConfig(_Config):
     quantizer_branches: str = "both"  # "both", "hi" or "lo" use `quantizer`; the other: plain VQ
     # Fine latents the mask leaves empty are not coded: a fine latent is sent only if the mask
     # reaches this value in its own 4 x 4 cells or a neighbour's; the others go as code 0, which
-    # the entropy coder makes nearly free (mmslim.nn.model.sent_latents). 0: every latent is sent.
+    # the entropy coder makes nearly free (mmslim.nn.sending.sent_latents). 0: every latent is sent.
     fine_gate: float = 0.0
 
     _presets: ClassVar[dict[str, dict[str, Any]]] = {

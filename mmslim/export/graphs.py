@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from mmslim.nn.blocks import fold_batchnorm, transposed_as_conv
-from mmslim.nn.model import GATE_CODE, sent_latents
 from mmslim.nn.quantizers.vq import VectorQuantizer
+from mmslim.nn.sending import GATE_CODE, sent_latents
 
 
 def _search(quantizer: nn.Module) -> nn.Module:

@@ -1,6 +1,7 @@
 """Neural-network parts of mmSlim, read in this order: :mod:`~mmslim.nn.blocks` (encoders,
 decoders, residual stacks), :mod:`~mmslim.nn.quantizers` (one file per family and the zoo),
-:mod:`~mmslim.nn.masknet`, :mod:`~mmslim.nn.model` (the MMSlim model: forward, compress,
+:mod:`~mmslim.nn.masknet`, :mod:`~mmslim.nn.branch` (one VQ-VAE), :mod:`~mmslim.nn.sending`
+(which fine latents are sent), :mod:`~mmslim.nn.model` (the MMSlim model: forward, compress,
 decompress) and :mod:`~mmslim.nn.losses` (the training objectives, shared by training and
 evaluation)."""
 
@@ -12,8 +13,9 @@ from mmslim.nn.blocks import (
     ResidualLayer,
     ResidualStack,
 )
+from mmslim.nn.branch import Branch
 from mmslim.nn.masknet import MaskNet
-from mmslim.nn.model import Branch, MMSlim, check_frames
+from mmslim.nn.model import MMSlim, check_frames
 from mmslim.nn.quantizers import (
     FSQ,
     QUANTIZERS,

@@ -1,11 +1,13 @@
 """The mmSlim model: MaskNet and two VQ-VAE branches, one fine (high rate), one coarse (low rate).
 
-Each :class:`Branch` is one VQ-VAE (encoder, 1x1 pre-VQ conv, quantizer, decoder); the same class
-is built twice, with the fine or the coarse encoder/decoder pair. :class:`MMSlim` composes them.
+Each :class:`~mmslim.nn.branch.Branch` is one VQ-VAE (encoder, 1x1 pre-VQ conv, quantizer,
+decoder), built twice; :mod:`mmslim.nn.sending` says which fine latents are sent (the gate) and
+which a link loses. :class:`MMSlim` composes them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import torch
@@ -13,15 +15,14 @@ from torch import nn
 
 from mmslim.codec.frames import decode_frames, encode_frames
 from mmslim.codec.prior import IndexPrior
-from mmslim.config import BRANCHES, MASK_MODES, ModelConfig
-from mmslim.nn.blocks import DecoderHi, DecoderLo, EncoderHi, EncoderLo
+from mmslim.config import MASK_MODES, ModelConfig
+from mmslim.nn.branch import Branch
 from mmslim.nn.losses import soft_bits
 from mmslim.nn.masknet import MaskNet
-from mmslim.nn.quantizers.vq import Quantizer, usage_stats
-from mmslim.nn.quantizers.zoo import build_quantizer
+from mmslim.nn.quantizers.vq import usage_stats
+from mmslim.nn.sending import GATE_CODE, hard_mask, lost_patches, sent_latents
 
 FACTOR = 16  # H and W must be divisible by the coarse branch's downsampling
-GATE_CODE = 0  # the fine index of a latent the mask sends nothing for (ModelConfig.fine_gate)
 
 
 def check_frames(x: torch.Tensor, name: str = "x") -> None:
@@ -37,114 +38,6 @@ def check_frames(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{expected}, got dtype {x.dtype}")
     if not torch.isfinite(x).all():
         raise ValueError(f"expected finite values in {name}, found NaN or inf")
-
-
-class Branch(nn.Module):
-    """One VQ-VAE: encoder -> 1x1 conv (h -> D) -> quantizer -> decoder.
-
-    Built with :meth:`build` as ``"hi"`` (downsampling f = 4) or ``"lo"`` (f = 16).
-
-    Shapes: x (B, 1, H, W) -> latents (B, D, H/f, W/f) -> indices (B, H/f, W/f)
-    -> x_hat (B, 1, H, W).
-    """
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, quantizer: Quantizer, hidden: int):
-        super().__init__()
-        self.encoder = encoder
-        self.pre_vq = nn.Conv2d(hidden, quantizer.code_dim, kernel_size=1)
-        self.quantizer = quantizer
-        self.decoder = decoder
-        self.downsample: int = encoder.downsample
-
-    @classmethod
-    def build(cls, branch: str, config: ModelConfig) -> Branch:
-        """The fine (``"hi"``) or coarse (``"lo"``) branch with the sizes of ``config``."""
-        pairs = {"hi": (EncoderHi, DecoderHi), "lo": (EncoderLo, DecoderLo)}
-        if branch not in pairs:
-            raise ValueError(f"unknown branch {branch!r}; choose one of {BRANCHES}")
-        enc_cls, dec_cls = pairs[branch]
-        c = config
-        encoder = enc_cls(c.hidden, c.res_hidden, c.n_res_layers)
-        decoder = dec_cls(c.code_dim, c.hidden, c.res_hidden, c.n_res_layers)
-        return cls(encoder, decoder, build_quantizer(c, branch), c.hidden)
-
-    def latents(self, x: torch.Tensor) -> torch.Tensor:
-        """Continuous latents before quantization: (B, 1, H, W) -> (B, D, H/f, W/f)."""
-        return self.pre_vq(self.encoder(x))
-
-    def forward(self, x: torch.Tensor, sent=None, lost=None) -> dict:
-        """(B, 1, H, W) -> dict with ``x_hat`` (B, 1, H, W), ``indices`` (B, H/f, W/f) int64,
-        ``z`` (B, D, H/f, W/f) latents before quantization, ``stats`` (the quantizer's info).
-
-        sent: (B, H/f, W/f) bool or None: latents outside it are sent as :data:`GATE_CODE`
-        (``indices`` say so) and decoded as such.
-        lost: ``(missing, code)``, missing (B, H/f, W/f) bool: the decoder sees the codeword of
-        ``code`` there instead, as a receiver decodes indices lost on the link (training for
-        loss resilience); ``indices`` stay those the sender would send."""
-        z = self.latents(x)
-        z_q, indices, stats = self.quantizer(z)
-        if sent is not None:
-            indices = indices.masked_fill(~sent, GATE_CODE)
-            z_q = self._decoded_as(z_q, ~sent, GATE_CODE)
-        if lost is not None:
-            z_q = self._decoded_as(z_q, *lost)
-        return {"x_hat": self.decoder(z_q), "indices": indices, "z": z, "stats": stats}
-
-    def _decoded_as(self, z_q: torch.Tensor, where: torch.Tensor, code: int) -> torch.Tensor:
-        """``z_q`` (B, D, h, w) with the codeword of ``code`` wherever ``where`` (B, h, w)."""
-        fill = self.quantizer.lookup(torch.full((1, 1, 1), code, device=z_q.device))  # (1,D,1,1)
-        return torch.where(where[:, None], fill.to(z_q.dtype), z_q)
-
-    def codewords(self) -> torch.Tensor:
-        """Every codeword the quantizer can output, (K, D), in index order (differentiable)."""
-        k = self.quantizer.num_codes
-        all_codes = torch.arange(k, device=self.pre_vq.weight.device).view(1, 1, k)
-        return self.quantizer.lookup(all_codes)[0, :, 0].t()  # (1, D, 1, K) -> (K, D)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) -> indices (B, H/f, W/f) int64."""
-        return self.quantizer(self.latents(x))[1]
-
-    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices (B, H/f, W/f) int64 -> x_hat (B, 1, H, W)."""
-        return self.decoder(self.quantizer.lookup(indices))
-
-
-def lost_patches(shape: tuple[int, int, int], share: float, generator=None) -> torch.Tensor:
-    """(B, h, w) bool, True on random 2 x 2 patches covering about ``share`` of each grid: how
-    a link that drops packets loses fine indices (each patch: 8 x 8 map cells)."""
-    b, h, w = shape
-    keep = torch.rand(b, -(-h // 2), -(-w // 2), generator=generator) >= share  # (B, h/2, w/2)
-    return ~keep.repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
-
-
-def sent_latents(mask: torch.Tensor, factor: int, level: float) -> torch.Tensor:
-    """The fine latents worth sending, (B, 1, H, W) mask -> (B, H/f, W/f) bool: those whose own
-    ``factor`` x ``factor`` cells, or a neighbour's (8-connected), hold a mask value >= ``level``.
-
-    Where MaskNet says "background" all around, the fine branch has nothing to add that the
-    coarse branch does not draw, yet its encoder still picks among many codes there (the floor's
-    texture scaled by M). Sending one fixed code instead (:data:`GATE_CODE`) costs a fraction of
-    a bit per latent under the entropy prior. The neighbours are kept because the decoder's
-    transposed convolutions draw each cell from the latents around it: without them, targets
-    near a latent's border lose their strength (measured on a model trained without a gate, at a
-    mask level of 0.5: target error 9.5 dB without the neighbours, 2.5 dB with them).
-    """
-    peak = nn.functional.max_pool2d(mask.detach(), factor)  # (B, 1, h, w)
-    near = nn.functional.max_pool2d(peak, 3, stride=1, padding=1)  # 8-neighbourhood
-    return (near >= level)[:, 0]
-
-
-def hard_mask(mask: torch.Tensor) -> torch.Tensor:
-    """MaskNet's mask thresholded at 0.5, with the soft mask's gradient (straight-through).
-
-    With a soft mask the fine branch still sees the floor, scaled by M (about 0.14 on background
-    cells), and spends bits coding it. Thresholded, the fine branch's input is exactly 0 on the
-    background, its latents there are all alike and cost almost nothing to entropy-code; the
-    coarse branch alone draws the floor. Shapes: (B, 1, H, W) in [0, 1] -> same, 0 or 1.
-    """
-    hard = (mask > 0.5).to(mask.dtype)
-    return hard + (mask - mask.detach())
 
 
 class MMSlim(nn.Module):
@@ -272,7 +165,7 @@ class MMSlim(nn.Module):
             missing = lost_patches((len(x), *grid), lost_share).to(x.device)
             lost = (missing, self.likely_fine_code())
         sent = self.sent_fine(mask)
-        hi = self.hi(x_hi) if sent is None and lost is None else self.hi(x_hi, sent, lost)
+        hi = self.hi(x_hi, sent, lost)
         lo = self._lo(x_lo)
         out = {
             "x_hat": hi["x_hat"] + lo["x_hat"],  # the reference negated this sum; we do not
@@ -302,6 +195,16 @@ class MMSlim(nn.Module):
         if sent is not None:
             hi = hi.masked_fill(~sent, GATE_CODE)
         return {"indices_hi": hi, "indices_lo": lo}
+
+    def with_fine_gate(self, level: float) -> MMSlim:
+        """A copy of this model (weights, prior, train/eval mode) whose sender gates the fine
+        grid at ``level`` (``ModelConfig.fine_gate``; 0: every latent sent). Refit its prior
+        (:func:`mmslim.codec.fit_prior`) before coding with ANS: the gate changes the codes'
+        frequencies."""
+        gated = MMSlim(dataclasses.replace(self.config, fine_gate=level))
+        gated.load_state_dict(self.state_dict())
+        device = next(self.parameters()).device
+        return gated.to(device).train(self.training)
 
     def sent_fine(self, mask: torch.Tensor) -> torch.Tensor | None:
         """(B, 1, H, W) mask -> (B, H/4, W/4) bool, the fine latents sent as the encoder chose
@@ -436,4 +339,4 @@ class MMSlim(nn.Module):
             )
 
 
-__all__ = ["GATE_CODE", "Branch", "MMSlim", "check_frames", "sent_latents"]
+__all__ = ["MMSlim", "check_frames"]

@@ -85,7 +85,7 @@ def test_errors_are_messages_not_tracebacks(tiny, tmp_path, capsys):
 
 
 def test_a_gated_sender_from_a_trained_model(tiny, tmp_path):
-    from mmslim.nn.model import GATE_CODE
+    from mmslim.nn.sending import GATE_CODE
     from mmslim.training.checkpoint import load_model
 
     run, out = tmp_path / "run", tmp_path / "gated" / "amplitude.pt"

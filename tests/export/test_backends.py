@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -19,8 +17,7 @@ from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.data.dataset import denormalize, normalize
 from mmslim.data.samples import sample_path
 from mmslim.export import OnnxBackend, Receiver, Sender, TorchBackend, backend_for
-from mmslim.nn import MMSlim
-from mmslim.nn.model import GATE_CODE
+from mmslim.nn.sending import GATE_CODE
 from mmslim.training.checkpoint import load_model
 
 KINDS = ("amplitude", "phase")
@@ -193,9 +190,7 @@ def test_graphs_do_not_change_the_model(held_out):
 
 def test_a_gated_sender_sends_what_the_model_sends_on_every_backend(held_out):
     model, maps, _ = held_out["amplitude"]
-    gated = MMSlim(dataclasses.replace(model.config, fine_gate=0.9))
-    gated.load_state_dict(model.state_dict())
-    gated.eval()
+    gated = model.with_fine_gate(0.9).eval()
     x01 = _normalised(maps)
     with torch.no_grad():
         ref = gated.encode(torch.from_numpy(x01))["indices_hi"].numpy()

@@ -26,7 +26,7 @@ from mmslim.nn import (
     straight_through,
     vq_losses,
 )
-from mmslim.nn.model import GATE_CODE, sent_latents
+from mmslim.nn.sending import GATE_CODE, sent_latents
 
 PRESETS = ["paper", "cpu-small"]
 
@@ -392,9 +392,9 @@ def test_a_fine_gate_sends_code_0_where_the_mask_is_low_all_around(tiny_config):
     mask[0, 0, 20:24, 8:12] = 1.0  # one target patch in frame 0, none in frame 1
     with torch.no_grad():
         gated = model(x, mask=mask)
-        free = MMSlim(dataclasses.replace(model.config, fine_gate=0.0))
-        free.load_state_dict(model.state_dict())
-        plain = free.eval()(x, mask=mask)
+        free = model.with_fine_gate(0.0)
+        assert free.config.fine_gate == 0 and not free.training
+        plain = free(x, mask=mask)
     sent = sent_latents(mask, 4, 0.5)
     assert sent[0].sum() == 9 and not sent[1].any()
     assert torch.equal(gated["indices_hi"][sent], plain["indices_hi"][sent])
@@ -414,10 +414,8 @@ def test_the_gated_sender_and_forward_agree_on_masknets_own_mask(tiny_config):
         received = model.decode_indices(sent["indices_hi"], sent["indices_lo"])
     assert torch.equal(sent["indices_hi"], out["indices_hi"])
     assert torch.equal(received["x_hat"], out["x_hat"])
-    free = MMSlim(dataclasses.replace(model.config, fine_gate=0.0))
-    free.load_state_dict(model.state_dict())
     with torch.no_grad():
-        chosen = free.eval().encode(x)["indices_hi"]  # what the encoder picks everywhere
+        chosen = model.with_fine_gate(0.0).encode(x)["indices_hi"]  # the encoder's own picks
     kept = sent_latents(out["mask"], 4, 0.54)
     assert 0 < kept.sum() < kept.numel()  # some latents of each kind
     assert torch.equal(sent["indices_hi"], chosen.masked_fill(~kept, GATE_CODE))
