@@ -231,16 +231,15 @@ def decompress_maps(
     side = np.asarray(decoded.side, dtype=np.float32)  # (N, 2)
     n, (height, width), step = len(hi), expected.frame_shape, runner.batch_size
     out = np.empty((n, height, width), np.float32)  # (N, H, W): the one allocation the header sizes
-    starts = range(0, n, step)
-    results = runner.map_batches(
-        lambda i: runner.decode(hi[i : i + step], lo[i : i + step]), starts, len(starts)
-    )
-    bar = tqdm(starts, desc="decompress", disable=not progress, unit="batch")
-    for i, x_hat in zip(bar, results):
+    order = runner.order(hi)  # frames grouped as the backend decodes them fastest
+    batches = [order[i : i + step] for i in range(0, n, step)]
+    results = runner.map_batches(lambda b: runner.decode(hi[b], lo[b]), batches, len(batches))
+    bar = tqdm(batches, desc="decompress", disable=not progress, unit="batch")
+    for b, x_hat in zip(bar, results):
         if x_hat.shape[-2:] != (height, width):  # a model whose grids do not invert its shapes
             raise BitstreamError(f"model decodes to {tuple(x_hat.shape[-2:])}", "frame_shape")
         x01 = np.clip(x_hat[:, 0], 0, 1)  # (b, H, W)
-        out[i : i + step] = denormalize(x01, side[i : i + step, 0], side[i : i + step, 1])
+        out[b] = denormalize(x01, side[b, 0], side[b, 1])
     if decoded.header.kind == "amplitude" and floor != "none":
         from mmslim.codec.floor import restore_floor, seed_of
 

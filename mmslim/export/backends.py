@@ -121,6 +121,7 @@ class OnnxBackend(OnnxGraphs):
         shape: tuple[int, int] = FRAME_SHAPE,
         calibration: np.ndarray | None = None,
     ):
+        from mmslim.export.graphs import fine_reach
         from mmslim.export.onnx import export_receiver, export_sender, quantize_int8
 
         sender = export_sender(model, shape)
@@ -128,7 +129,9 @@ class OnnxBackend(OnnxGraphs):
             sender = quantize_int8(sender, calibration)
         receiver = export_receiver(model, shape)
         threads = threads or torch.get_num_threads()
-        super().__init__(sender, receiver, model.fingerprint(), shape, threads)
+        super().__init__(
+            sender, receiver, model.fingerprint(), shape, threads, fine_reach(model, shape)
+        )
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {key: backend}

@@ -150,14 +150,22 @@ class Receiver(nn.Module):
         model: a trained :class:`~mmslim.nn.MMSlim` (not changed; its parts are copied).
         fold: fold BatchNorm into the convolutions (rounding changes, see the module doc).
         channels_last: run the convolutions in the channels-last memory layout (likewise).
+        split: return the two branches' maps apart (what is exported to ONNX, so that the
+            runtime can decode a band of the fine grid only: see :func:`fine_reach`).
 
     ``forward(indices_hi, indices_lo)``: (B, H/4, W/4) and (B, H/16, W/16) int64 ->
-    ``x_hat`` (B, 1, H, W) float, ``x_hat_hi + x_hat_lo`` as ``MMSlim.decode_indices`` gives it.
+    ``x_hat`` (B, 1, H, W) float, ``x_hat_hi + x_hat_lo`` as ``MMSlim.decode_indices`` gives it;
+    with ``split``, ``(x_hat_hi, x_hat_lo)`` instead, and the fine grid may be any band of rows
+    (B, h, W/4) -> x_hat_hi (B, 1, 4h, W).
     """
 
-    def __init__(self, model: nn.Module, fold: bool = True, channels_last: bool = False):
+    def __init__(
+        self, model: nn.Module, fold: bool = True, channels_last: bool = False, split: bool = False
+    ):
         super().__init__()
         self.use_lo = model.config.mask != "none"  # one VQ-VAE: the coarse grid is ignored
+        self.split = split
+        self.lo_upsample = model.lo.downsample
         self.codes_hi = _Codewords(model.hi.quantizer)
         self.codes_lo = _Codewords(model.lo.quantizer)
         self.decoder_hi = _inference_copy(model.hi.decoder, fold)
@@ -171,11 +179,53 @@ class Receiver(nn.Module):
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         return decoder(z.contiguous(memory_format=fmt))  # (B, 1, H, W)
 
-    def forward(self, indices_hi: torch.Tensor, indices_lo: torch.Tensor) -> torch.Tensor:
+    def forward(self, indices_hi: torch.Tensor, indices_lo: torch.Tensor):
         x_hat = self._decode(self.decoder_hi, self.codes_hi(indices_hi))  # (B, 1, H, W)
+        if self.split:
+            return x_hat, self._coarse(indices_lo)
         if self.use_lo:
             x_hat = x_hat + self._decode(self.decoder_lo, self.codes_lo(indices_lo))
         return x_hat
 
+    def _coarse(self, indices_lo: torch.Tensor) -> torch.Tensor:
+        """The coarse branch's map (B, 1, H, W); zeros for one VQ-VAE, which ignores it."""
+        if self.use_lo:
+            return self._decode(self.decoder_lo, self.codes_lo(indices_lo))
+        b, h, w = indices_lo.shape
+        f = self.lo_upsample
+        return torch.zeros(b, 1, h * f, w * f, device=indices_lo.device)
 
-__all__ = ["Receiver", "Sender"]
+
+def fine_reach(model: nn.Module, shape: tuple[int, int]) -> int:
+    """How many latent rows away a fine latent's code can change the fine decoder's output.
+
+    A fine map row depends only on the latents within this many rows of its own; so wherever
+    every latent within reach holds code 0 (with the fine gate: nothing sent there), the fine
+    map equals that of an all-zero grid, and a receiver need only decode the band of rows
+    around the codes that are not 0 (:class:`mmslim.export.runtime.OnnxGraphs`). Measured on
+    the structure alone: every weight set to 1 and every bias to 0, so no ReLU or cancellation
+    hides a path, and one latent in the middle of a grid of ``shape`` (H, W) set to 1. For the
+    shipped decoders it is 4 (a 3x3 conv, two residual 3x3 convs, two 4x4 transposed convs).
+    Returns the grid's height or more when a layer reaches everywhere (then nothing is cut).
+    """
+    rows, cols = model.latent_shapes(*shape)["hi"]
+    probe = fold_batchnorm(model.hi.decoder).cpu().float()
+    with torch.no_grad():
+        for m in probe.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                m.weight.fill_(1.0)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):  # one that follows no conv: the identity
+                m.reset_parameters()
+        z = torch.zeros(1, model.config.code_dim, rows, cols)
+        z[0, :, rows // 2, cols // 2] = 1.0
+        y = probe(z)[0].abs().sum(0)  # (H, W)
+    factor = y.shape[0] // rows  # output rows per latent row
+    reached = torch.nonzero(y.sum(1) > 0).flatten() // factor  # latent rows of changed outputs
+    if len(reached) == 0:
+        return 0
+    return int(max(rows // 2 - reached.min(), reached.max() - rows // 2))
+
+
+__all__ = ["Receiver", "Sender", "fine_reach"]

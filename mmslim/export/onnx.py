@@ -5,10 +5,16 @@ the two graphs of :mod:`mmslim.export.graphs` with ``torch.onnx.export``:
 
     sender.onnx     inputs  x, mask_source: (B, 1, H, W) float32 in [0, 1]
                     outputs indices_hi (B, H/4, W/4) int64, indices_lo (B, H/16, W/16) int64
-    receiver.onnx   inputs  indices_hi, indices_lo: int64 grids as above
-                    outputs x_hat (B, 1, H, W) float32 (clamp to [0, 1] before de-normalising)
+    receiver.onnx   inputs  indices_hi (B, h, W/4): any band of h rows of the fine grid,
+                            indices_lo (B, H/16, W/16), int64
+                    outputs x_hat_hi (B, 1, 4h, W), x_hat_lo (B, 1, H, W) float32: the map is
+                            their sum (clamp to [0, 1] before de-normalising)
 
-The batch size B is a dynamic axis; H and W are fixed at export time (224 x 64 by default).
+The batch size B is a dynamic axis, and so is the fine grid's height h in the receiver: the
+runtime decodes only the band of rows around the codes that are not 0 and takes the rest of
+the fine map from an all-zero grid's (:class:`mmslim.export.runtime.OnnxGraphs`; the reach of
+a code, in rows, is ``fine_reach`` in ``codec.json``). H and W are fixed at export time
+(224 x 64 by default).
 An amplitude model's ``mask_source`` is ``x`` itself; a phase model's is the amplitude map.
 The entropy coder and the container stay outside the graphs (:mod:`mmslim.codec`): a sensor
 codes the two index grids with the prior's tables. :func:`export_onnx` writes them beside the
@@ -30,17 +36,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmslim.export.graphs import Receiver, Sender
+from mmslim.export.graphs import Receiver, Sender, fine_reach
 from mmslim.export.runtime import CODEC_FILE
 
 OPSET = 17  # ONNX opset of the exported graphs (ONNX Runtime >= 1.14 runs it)
 SENDER_IO = (("x", "mask_source"), ("indices_hi", "indices_lo"))
-RECEIVER_IO = (("indices_hi", "indices_lo"), ("x_hat",))
+RECEIVER_IO = (("indices_hi", "indices_lo"), ("x_hat_hi", "x_hat_lo"))
 
 
-def _export(module: torch.nn.Module, args: tuple, names: tuple[tuple[str, ...], ...]) -> bytes:
-    """``torch.onnx.export`` of ``module`` on example ``args``, batch axis dynamic -> bytes."""
+def _export(
+    module: torch.nn.Module,
+    args: tuple,
+    names: tuple[tuple[str, ...], ...],
+    rows: dict[str, int] | None = None,
+) -> bytes:
+    """``torch.onnx.export`` of ``module`` on example ``args`` -> bytes. The batch axis is
+    dynamic, and so is the axis ``rows[name]`` of each input or output ``name`` in ``rows``."""
     inputs, outputs = names
+    dynamic = {name: {0: "batch"} for name in (*inputs, *outputs)}
+    for name, axis in (rows or {}).items():
+        dynamic[name][axis] = f"{name}_rows"
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript exporter warns about its future, not us
         warnings.simplefilter("ignore")
@@ -50,7 +65,7 @@ def _export(module: torch.nn.Module, args: tuple, names: tuple[tuple[str, ...], 
             buffer,
             input_names=list(inputs),
             output_names=list(outputs),
-            dynamic_axes={name: {0: "batch"} for name in (*inputs, *outputs)},
+            dynamic_axes=dynamic,
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter: no extra dependency, plain ONNX ops
         )
@@ -66,12 +81,13 @@ def export_sender(model: torch.nn.Module, shape: tuple[int, int] = (224, 64)) ->
 
 
 def export_receiver(model: torch.nn.Module, shape: tuple[int, int] = (224, 64)) -> bytes:
-    """The receiver graph of ``model`` as ONNX bytes, for frames of ``shape`` (H, W)."""
-    receiver = Receiver(model).cpu()
+    """The receiver graph of ``model`` as ONNX bytes, for frames of ``shape`` (H, W): the two
+    branches' maps apart, the fine grid's height dynamic (see the module doc)."""
+    receiver = Receiver(model, split=True).cpu()
     grids = model.latent_shapes(*shape)
     hi = torch.zeros(2, *grids["hi"], dtype=torch.int64)  # (2, H/4, W/4)
     lo = torch.zeros(2, *grids["lo"], dtype=torch.int64)  # (2, H/16, W/16)
-    return _export(receiver, (hi, lo), RECEIVER_IO)
+    return _export(receiver, (hi, lo), RECEIVER_IO, rows={"indices_hi": 1, "x_hat_hi": 2})
 
 
 def quantize_int8(onnx_bytes: bytes, calibration: np.ndarray | None = None) -> bytes:
@@ -126,7 +142,8 @@ def export_onnx(
 
     ``codec.json`` holds what files need besides the graphs: the model's fingerprint, the frame
     shape and grid shapes, ``kind`` (the model's stage, ``"amplitude"`` or ``"phase"``, if
-    given) and the prior's counts and whether they were fitted (if not, only the ``"huffman"``
+    given), the fine decoder's reach in latent rows (:func:`mmslim.export.graphs.fine_reach`)
+    and the prior's counts and whether they were fitted (if not, only the ``"huffman"``
     and ``"fixed"`` modes code). Each graph is checked with ``onnx.checker`` before it is
     written.
     """
@@ -147,6 +164,7 @@ def export_onnx(
         "frame_shape": list(shape),
         "grids": {b: list(s) for b, s in model.latent_shapes(*shape).items()},
         "fingerprint": model.fingerprint().hex(),
+        "fine_reach": fine_reach(model, shape),
         "prior": {"counts_hi": prior.counts_hi.tolist(), "counts_lo": prior.counts_lo.tolist(),
                   "fitted": prior.fitted},
     }  # fmt: skip

@@ -57,7 +57,8 @@ class ExportedCodec:
         counts = [np.asarray(prior[f"counts_{b}"], np.int64) for b in ("hi", "lo")]
         self.prior = PriorTables(*counts, fitted=prior["fitted"])
         fingerprint = bytes.fromhex(spec["fingerprint"])
-        self.graphs = OnnxGraphs(*graphs, fingerprint, self.frame_shape, threads)
+        reach = spec.get("fine_reach")  # absent from folders exported before it was written
+        self.graphs = OnnxGraphs(*graphs, fingerprint, self.frame_shape, threads, reach)
 
     # ------------------------------------------------------- what the codec reads of a model
 

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.data.dataset import denormalize, normalize
 from mmslim.data.samples import sample_path
 from mmslim.export import OnnxBackend, Receiver, Sender, TorchBackend, backend_for
+from mmslim.export.graphs import fine_reach
 from mmslim.nn.sending import GATE_CODE
 from mmslim.training.checkpoint import load_model
 
@@ -199,3 +202,57 @@ def test_a_gated_sender_sends_what_the_model_sends_on_every_backend(held_out):
     np.testing.assert_array_equal(hi, ref)
     hi, _ = OnnxBackend(gated).encode(x01, x01)
     assert (hi == ref).mean() >= 0.999
+
+
+def _with_bands(hi: np.ndarray) -> np.ndarray:
+    """``hi`` (N, 56, 16) followed by grids that stress the cutting of fine bands: all zeros,
+    codes on the first row only, on the last row only, two bands far apart, every row used."""
+    n, rows, cols = hi.shape
+    extra = np.zeros((5, rows, cols), np.int64)
+    extra[1, 0, 3] = 7
+    extra[2, rows - 1, cols - 1] = 9
+    extra[3, 2, 5], extra[3, rows - 3, 6] = 11, 13
+    extra[4] = hi[np.argmax((hi != 0).sum(axis=(1, 2)))] + 1  # no zeros left
+    return np.concatenate([hi, extra])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_banded_fine_decoding_equals_decoding_the_whole_grid(held_out, onnx_backends, kind):
+    backend = onnx_backends[kind]
+    model = held_out[kind][0]
+    whole = OnnxBackend(model)
+    whole.reach = None  # every fine grid decoded whole: what the cut bands must reproduce
+    assert backend.reach == fine_reach(model, (224, 64)) == 4
+    maps, amp = held_out[kind][1], held_out[kind][2]
+    hi, lo = backend.encode(_normalised(maps), _normalised(amp))
+    assert 0.5 < (hi == 0).mean() < 1  # the gate leaves most of the fine grid at code 0
+    hi = _with_bands(hi)
+    lo = np.concatenate([lo, lo[:5]])
+    for batch in (np.arange(len(hi)), backend.order(hi)[:8], np.arange(len(hi) - 5, len(hi))):
+        np.testing.assert_allclose(
+            backend.decode(hi[batch], lo[batch]), whole.decode(hi[batch], lo[batch]),
+            rtol=0, atol=1e-6,
+        )  # fmt: skip
+    first_rows = [np.flatnonzero((g != 0).any(1)) for g in hi[backend.order(hi)]]
+    spans = [r[-1] - r[0] + 1 if len(r) else 0 for r in first_rows]
+    assert spans == sorted(spans)  # decoded in order of their bands' heights
+
+
+def test_fine_reach_bounds_what_one_code_changes(held_out):
+    model = held_out["amplitude"][0]
+    reach = fine_reach(model, (224, 64))
+    receiver = Receiver(model)
+    changed_rows = []
+    with torch.no_grad():
+        zero = torch.zeros(1, 56, 16, dtype=torch.int64)
+        base = receiver.decoder_hi(receiver.codes_hi(zero))
+        for row in (0, 3, 28, 55):
+            grid = zero.clone()
+            grid[0, row, 8] = 5
+            diff = (receiver.decoder_hi(receiver.codes_hi(grid)) - base).abs()[0, 0]  # (H, W)
+            latent_rows = torch.nonzero(diff.amax(1) > 0).flatten() // 4
+            changed_rows.append((latent_rows - row).abs().max().item())
+    assert max(changed_rows) == reach  # reached, and never exceeded
+    # the reach follows the structure: two residual layers of 3x3 convs add one row each
+    small = model.__class__(dataclasses.replace(model.config, n_res_layers=0))
+    assert fine_reach(small, (224, 64)) == reach - 2
