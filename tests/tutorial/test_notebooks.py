@@ -166,6 +166,14 @@ def _check_05(r):
     assert 0 <= target <= math.pi and 0 <= whole <= math.pi
     assert target < guess, "on the target region the phase must beat a random guess"
     assert -1 <= _finite(r, "val_ssim")[0] <= 1 and 0 < _finite(r, "share_target")[0] < 1
+    # section 6, the detail layer: each bit per cell costs more, and errors stay angles
+    rates = _finite(r, "bpe_phase_alone", "bpe_detail_3", "bpe_detail_4", "bpe_detail_5")
+    assert list(rates) == sorted(rates) and rates[0] < rates[1]
+    for bits in (3, 4, 5):
+        error, coverage = _finite(
+            r, f"phase_error_target_detail_{bits}_rad", f"detail_target_coverage_{bits}"
+        )
+        assert 0 <= error <= math.pi and 0 <= coverage <= 1
 
 
 def _check_06(r):
