@@ -92,6 +92,8 @@ def model_method(
     setting = f"K={model.config.num_codes} mask={model.config.mask}"
     if model.config.fine_gate:
         setting += f" gate={model.config.fine_gate:g}"
+        if model.config.gate_detections:
+            setting += "+cfar"
     if kind == "amplitude":
         setting += f" floor={floor}"
     return Method(name, family, setting, enc, dec)

@@ -209,7 +209,7 @@ def _parts(model, x01: np.ndarray, fold: bool) -> dict:
         "search_lo": (sender.search_lo, (z_lo,)),
         "decoder_hi": (receiver.decoder_hi, (c_hi,)),
         "decoder_lo": (receiver.decoder_lo, (c_lo,)),
-        "sender (all)": (sender, (x, x)),
+        "sender (all)": (sender, (x, x, torch.zeros(len(x), *hi.shape[1:], dtype=torch.bool))),
         "receiver (all)": (receiver, (hi, lo)),
     }
 
@@ -236,7 +236,9 @@ def bench_parts(model, maps, settings: SpeedSettings, batch_size: int) -> list[d
             tasks[(name, "torch fold+cl")] = lambda m=cl, bs=batches: _run_torch(m, bs, True)
             names = (tuple(f"in{i}" for i in range(len(args))), ("out",))
             session = _session(_export(fast, tuple(a[:2] for a in args), names), threads)
-            feeds = [{f"in{i}": a.numpy() for i, a in enumerate(b)} for b in batches]
+            taken = {i.name for i in session.get_inputs()}  # an unused input is not exported
+            feeds = [{f"in{i}": a.numpy() for i, a in enumerate(b) if f"in{i}" in taken}
+                     for b in batches]  # fmt: skip
             tasks[(name, "onnx")] = lambda s=session, f=feeds: [s.run(None, d) for d in f]
         best = _round_robin(tasks, settings.repeat)
         for (name, runtime), seconds in best.items():

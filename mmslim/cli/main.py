@@ -151,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
         "--fine-gate", type=float, metavar="LEVEL",
         help="first set the sender's fine gate (ModelConfig.fine_gate): a lower rate, same weights",
     )  # fmt: skip
+    s.add_argument(
+        "--gate-detections", action=argparse.BooleanOptionalAction, default=None,
+        help="with the gate, also send the fine latents near CA-CFAR detections "
+             "(ModelConfig.gate_detections; default: as the checkpoint)",
+    )  # fmt: skip
     s.add_argument("--out", type=Path, help="write here instead of over --checkpoint")
     s.set_defaults(func=_prior)
 
@@ -314,8 +319,9 @@ def _prior(args) -> None:
     from mmslim.training.checkpoint import load_model, save_checkpoint
 
     model, state = load_model(args.checkpoint)
-    if args.fine_gate is not None:  # the same weights behind another sender
-        model = model.with_fine_gate(args.fine_gate)
+    if args.fine_gate is not None or args.gate_detections is not None:  # another sender
+        level = model.config.fine_gate if args.fine_gate is None else args.fine_gate
+        model = model.with_fine_gate(level, args.gate_detections)
         state = {**state, "model_config": model.config.to_dict()}
     frames = load_frames(args.data, expected_shape=None)
     fit_prior(model, RadarFrames(frames, state["split"]["train"]), state["stage"])

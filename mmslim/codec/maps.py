@@ -45,9 +45,16 @@ if TYPE_CHECKING:  # PyTorch is imported where a torch model is used, not by the
     from mmslim.data.dataset import RadarFrames
 
 
-def encode_maps(model, x: torch.Tensor, mask_source: torch.Tensor | None, batch_size: int = 64):
+def encode_maps(
+    model,
+    x: torch.Tensor,
+    mask_source: torch.Tensor | None,
+    batch_size: int = 64,
+    also_sent: np.ndarray | None = None,
+):
     """Index grids of normalised maps ``x`` (N, 1, H, W): ``(indices_hi, indices_lo)`` as int64
-    numpy arrays (N, H/4, W/4) and (N, H/16, W/16)."""
+    numpy arrays (N, H/4, W/4) and (N, H/16, W/16). ``also_sent``: (N, H/4, W/4) bool, fine
+    latents sent whatever the gate says (see :func:`compress_maps`)."""
     import torch
 
     model.eval()
@@ -56,7 +63,10 @@ def encode_maps(model, x: torch.Tensor, mask_source: torch.Tensor | None, batch_
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             src = None if mask_source is None else mask_source[i : i + batch_size].to(dev)
-            enc = model.encode(x[i : i + batch_size].to(dev), src)
+            also = None
+            if also_sent is not None:
+                also = torch.from_numpy(also_sent[i : i + batch_size]).to(dev)
+            enc = model.encode(x[i : i + batch_size].to(dev), src, also)
             hi.append(enc["indices_hi"].cpu())
             lo.append(enc["indices_lo"].cpu())
     return torch.cat(hi).numpy(), torch.cat(lo).numpy()
@@ -66,8 +76,14 @@ def fit_prior(model, dataset: RadarFrames, stage: str) -> IndexPrior:
     """Refit ``model.prior`` on the index frequencies of ``model`` over ``dataset`` (the training
     split), with add-one smoothing so that codes never seen still code; returns the prior."""
     maps, _ = dataset.tensors(stage)  # (N, 1, H, W)
-    amps, _ = dataset.tensors("amplitude")
-    hi, lo = encode_maps(model, maps, amps)
+    amps, ranges = dataset.tensors("amplitude")
+    also = None
+    if _sends_detections(model):  # the detector needs dB: the frames' own ranges undo [0, 1]
+        from mmslim.codec.detections import detected_latents
+
+        amp_db = denormalize(amps[:, 0].numpy(), *ranges.numpy().T)  # (N, H, W)
+        also = detected_latents(amp_db, model.latent_shapes(*amp_db.shape[1:])["hi"])
+    hi, lo = encode_maps(model, maps, amps, also_sent=also)
     return model.prior.update(hi, lo)
 
 
@@ -140,10 +156,15 @@ def compress_maps(
     idx_hi = np.zeros((n, *grids["hi"]), np.int32)  # (N, H/4, W/4)
     idx_lo = np.zeros((n, *grids["lo"]), np.int32)  # (N, H/16, W/16)
 
+    detections = _sends_detections(model)
+    if detections:
+        from mmslim.codec.detections import detected_latents
+
     def encode(i: int):
         x01, vmin, vmax = _normalized(maps[i : i + step])  # (b, 1, H, W)
         src = x01 if amp is maps else _normalized(amp[i : i + step])[0]
-        return (vmin, vmax), runner.encode(x01, src)
+        also = detected_latents(amp[i : i + step], grids["hi"]) if detections else None
+        return (vmin, vmax), runner.encode(x01, src, also)
 
     starts = range(0, n, step)
     results = runner.map_batches(encode, starts, len(starts))
@@ -175,6 +196,15 @@ def _runner(model, backend, shape: tuple[int, int]):
 
     options = {"shape": tuple(shape)} if backend == "onnx" else {}
     return backend_for(model, backend, **options)
+
+
+def _sends_detections(model) -> bool:
+    """Whether the sender also sends the fine latents near CA-CFAR detections
+    (``ModelConfig.gate_detections``; an exported codec says it in ``codec.json``)."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        return bool(config.gate_detections)
+    return bool(getattr(model, "gate_detections", False))
 
 
 def _normalized(maps: np.ndarray):

@@ -83,6 +83,10 @@ class ModelConfig(_Config):
     # reaches this value in its own 4 x 4 cells or a neighbour's; the others go as code 0, which
     # the entropy coder makes nearly free (mmslim.nn.sending.sent_latents). 0: every latent is sent.
     fine_gate: float = 0.0
+    # With the gate, also send the fine latents holding a CA-CFAR detection of the input's
+    # amplitude or next to one (mmslim.codec.detections): a sender rule of the codec, which has
+    # the maps in dB; training and MMSlim.forward gate by the mask alone.
+    gate_detections: bool = False
 
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
@@ -115,6 +119,11 @@ class ModelConfig(_Config):
         if self.fine_gate and self.mask not in ("learned", "hard"):
             raise ValueError(f"ModelConfig.fine_gate needs MaskNet's mask, not mask={self.mask!r}; "
                              "set fine_gate=0 for the ablations")  # fmt: skip
+        if self.gate_detections and not self.fine_gate:
+            raise ValueError(
+                "ModelConfig.gate_detections adds latents to the fine gate's: set fine_gate too "
+                "(without a gate every latent is sent already)"
+            )
         if not isinstance(self.quantizer, tuple(QUANTIZER_CONFIGS.values())):
             raise ValueError(
                 f"ModelConfig.quantizer = {self.quantizer!r}; give a family config, e.g. "

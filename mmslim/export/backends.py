@@ -83,12 +83,21 @@ class TorchBackend(Batches):
         return fn(item)
 
     @torch.inference_mode()
-    def encode(self, x: np.ndarray, mask_source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, 1, H, W) float32 maps in [0, 1] and their amplitude -> (indices_hi (B, H/4,
-        W/4), indices_lo (B, H/16, W/16)) int64."""
+    def encode(
+        self, x: np.ndarray, mask_source: np.ndarray, also_sent: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 1, H, W) float32 maps in [0, 1] and their amplitude, and (B, H/4, W/4) bool fine
+        latents to send whatever the gate says (None: none) -> (indices_hi (B, H/4, W/4),
+        indices_lo (B, H/16, W/16)) int64."""
         x_t = torch.from_numpy(x).to(self.device)
         src = x_t if mask_source is x else torch.from_numpy(mask_source).to(self.device)
-        hi, lo = self.sender(x_t, src)
+        b, _, h, w = x.shape
+        f = self.sender.hi_downsample
+        if also_sent is None:
+            also = torch.zeros(b, h // f, w // f, dtype=torch.bool, device=self.device)
+        else:
+            also = torch.from_numpy(np.ascontiguousarray(also_sent, dtype=bool)).to(self.device)
+        hi, lo = self.sender(x_t, src, also)
         return hi.cpu().numpy(), lo.cpu().numpy()
 
     @torch.inference_mode()

@@ -99,9 +99,11 @@ class Sender(nn.Module):
         fold: fold BatchNorm into the convolutions (rounding changes, see the module doc).
         channels_last: run the convolutions in the channels-last memory layout (likewise).
 
-    ``forward(x, mask_source)``: both (B, 1, H, W) float in [0, 1] (``mask_source`` is the
-    amplitude map; pass ``x`` itself for an amplitude model) -> ``(indices_hi, indices_lo)``,
-    (B, H/4, W/4) and (B, H/16, W/16) int64.
+    ``forward(x, mask_source, also_sent)``: both (B, 1, H, W) float in [0, 1] (``mask_source``
+    is the amplitude map; pass ``x`` itself for an amplitude model), and (B, H/4, W/4) bool, the
+    fine latents sent whatever the gate says (the codec's CA-CFAR detections, all False
+    without ``ModelConfig.gate_detections``) -> ``(indices_hi, indices_lo)``, (B, H/4, W/4) and
+    (B, H/16, W/16) int64.
     """
 
     def __init__(self, model: nn.Module, fold: bool = True, channels_last: bool = False):
@@ -125,7 +127,7 @@ class Sender(nn.Module):
         return torch.full_like(mask_source, 0.5 if self.mask_mode == "fixed" else 1.0)
 
     def forward(
-        self, x: torch.Tensor, mask_source: torch.Tensor
+        self, x: torch.Tensor, mask_source: torch.Tensor, also_sent: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -133,7 +135,7 @@ class Sender(nn.Module):
         mask = self.mask(mask_source)  # (B, 1, H, W)
         indices_hi = self.search_hi(self.encoder_hi(mask * x))  # (B, H/4, W/4)
         if self.fine_gate:  # latents far from the mask's targets go as the gate code
-            sent = sent_latents(mask, self.hi_downsample, self.fine_gate)
+            sent = sent_latents(mask, self.hi_downsample, self.fine_gate) | also_sent
             indices_hi = indices_hi.masked_fill(~sent, GATE_CODE)
         if self.mask_mode == "none":  # one VQ-VAE: the coarse grid is sent as zeros
             b, _, h, w = x.shape

@@ -3,7 +3,9 @@
 A sensor board runs an exported graph, not PyTorch. This module writes
 the two graphs of :mod:`mmslim.export.graphs` with ``torch.onnx.export``:
 
-    sender.onnx     inputs  x, mask_source: (B, 1, H, W) float32 in [0, 1]
+    sender.onnx     inputs  x, mask_source: (B, 1, H, W) float32 in [0, 1], and with the fine
+                            gate also_sent: (B, H/4, W/4) bool, latents sent whatever the
+                            gate says (``ModelConfig.gate_detections``)
                     outputs indices_hi (B, H/4, W/4) int64, indices_lo (B, H/16, W/16) int64
     receiver.onnx   inputs  indices_hi (B, h, W/4): any band of h rows of the fine grid,
                             indices_lo (B, H/16, W/16), int64
@@ -40,7 +42,7 @@ from mmslim.export.graphs import Receiver, Sender, fine_reach
 from mmslim.export.runtime import CODEC_FILE
 
 OPSET = 17  # ONNX opset of the exported graphs (ONNX Runtime >= 1.14 runs it)
-SENDER_IO = (("x", "mask_source"), ("indices_hi", "indices_lo"))
+SENDER_IO = (("x", "mask_source", "also_sent"), ("indices_hi", "indices_lo"))
 RECEIVER_IO = (("indices_hi", "indices_lo"), ("x_hat_hi", "x_hat_lo"))
 
 
@@ -77,7 +79,8 @@ def export_sender(model: torch.nn.Module, shape: tuple[int, int] = (224, 64)) ->
     of ``shape`` (H, W)."""
     sender = Sender(model).cpu()
     x = torch.rand(2, 1, *shape)  # (2, 1, H, W) example; the batch axis stays dynamic
-    return _export(sender, (x, x), SENDER_IO)
+    also = torch.zeros(2, *model.latent_shapes(*shape)["hi"], dtype=torch.bool)  # (2, H/4, W/4)
+    return _export(sender, (x, x, also), SENDER_IO)
 
 
 def export_receiver(model: torch.nn.Module, shape: tuple[int, int] = (224, 64)) -> bytes:
@@ -112,7 +115,13 @@ def quantize_int8(onnx_bytes: bytes, calibration: np.ndarray | None = None) -> b
                 src, dst, op_types_to_quantize=["Conv"], weight_type=q.QuantType.QInt8
             )
         else:
-            q.quantize_static(src, dst, _Calibration(calibration), quant_format=q.QuantFormat.QDQ,
+            inputs = {i.name: i for i in onnx.load_from_string(onnx_bytes).graph.input}
+            also = None
+            if "also_sent" in inputs:  # (B, h, w): the fine grid's shape, from the graph
+                dims = inputs["also_sent"].type.tensor_type.shape.dim
+                also = tuple(d.dim_value for d in dims[1:])
+            reader = _Calibration(calibration, also)
+            q.quantize_static(src, dst, reader, quant_format=q.QuantFormat.QDQ,
                               op_types_to_quantize=["Conv"], per_channel=True,
                               activation_type=q.QuantType.QUInt8,
                               weight_type=q.QuantType.QInt8)  # fmt: skip
@@ -122,13 +131,17 @@ def quantize_int8(onnx_bytes: bytes, calibration: np.ndarray | None = None) -> b
 
 class _Calibration:
     """ONNX Runtime's ``CalibrationDataReader`` protocol over frames (N, 1, H, W), 8 a batch,
-    each its own mask source (amplitude models)."""
+    each its own mask source (amplitude models); ``also_sent``: the fine grid's (h, w) if the
+    graph takes that input (all False: the detections do not change the convolutions)."""
 
-    def __init__(self, frames: np.ndarray):
+    def __init__(self, frames: np.ndarray, also_sent: tuple[int, int] | None = None):
         frames = np.ascontiguousarray(frames, dtype=np.float32)
-        self.batches = iter(
-            [{"x": b, "mask_source": b} for b in np.array_split(frames, max(1, len(frames) // 8))]
-        )
+        batches = []
+        for b in np.array_split(frames, max(1, len(frames) // 8)):
+            batches.append({"x": b, "mask_source": b})
+            if also_sent is not None:
+                batches[-1]["also_sent"] = np.zeros((len(b), *also_sent), bool)
+        self.batches = iter(batches)
 
     def get_next(self):
         return next(self.batches, None)
@@ -165,6 +178,7 @@ def export_onnx(
         "grids": {b: list(s) for b, s in model.latent_shapes(*shape).items()},
         "fingerprint": model.fingerprint().hex(),
         "fine_reach": fine_reach(model, shape),
+        "gate_detections": model.config.gate_detections,
         "prior": {"counts_hi": prior.counts_hi.tolist(), "counts_lo": prior.counts_lo.tolist(),
                   "fitted": prior.fitted},
     }  # fmt: skip

@@ -98,6 +98,11 @@ class OnnxGraphs(Batches):
         self.shape = tuple(shape)
         self.threads = threads
         self.batch_size = BATCH_SIZE
+        # A sender graph of a model without the fine gate has no use for ``also_sent`` (the
+        # exporter drops the input); graphs exported before it existed lack it too.
+        inputs = {i.name: i.shape for i in self.sender.get_inputs()}
+        self.sender_takes_also_sent = "also_sent" in inputs
+        self.sender_grid = tuple(inputs.get("also_sent", [None, 0, 0])[1:])
         # Graphs exported before the receiver returned the branches apart give one output, the
         # sum, of whole grids only.
         self.split = len(self.receiver.get_outputs()) == 2
@@ -123,15 +128,23 @@ class OnnxGraphs(Batches):
         first, last = _rows_in_use(indices_hi)
         return np.argsort(last - first, kind="stable")
 
-    def encode(self, x: np.ndarray, mask_source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, 1, H, W) float32 maps in [0, 1] and their amplitude -> (indices_hi (B, H/4,
-        W/4), indices_lo (B, H/16, W/16)) int64."""
+    def encode(
+        self, x: np.ndarray, mask_source: np.ndarray, also_sent: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 1, H, W) float32 maps in [0, 1] and their amplitude, and (B, H/4, W/4) bool fine
+        latents to send whatever the gate says (None: none) -> (indices_hi (B, H/4, W/4),
+        indices_lo (B, H/16, W/16)) int64."""
         if tuple(x.shape[-2:]) != self.shape:
             raise ValueError(
                 f"this ONNX sender was exported for {self.shape[0]} x {self.shape[1]} frames, "
                 f"got {x.shape[-2]} x {x.shape[-1]}: use backend='torch' or export for that size"
             )
-        hi, lo = self.sender.run(None, {"x": x, "mask_source": mask_source})
+        feeds = {"x": x, "mask_source": mask_source}
+        if self.sender_takes_also_sent:
+            if also_sent is None:
+                also_sent = np.zeros((len(x), *self.sender_grid), bool)
+            feeds["also_sent"] = np.ascontiguousarray(also_sent, dtype=bool)
+        hi, lo = self.sender.run(None, feeds)
         return hi, lo
 
     def decode(self, indices_hi: np.ndarray, indices_lo: np.ndarray) -> np.ndarray:

@@ -57,7 +57,10 @@ class ExportedCodec:
         counts = [np.asarray(prior[f"counts_{b}"], np.int64) for b in ("hi", "lo")]
         self.prior = PriorTables(*counts, fitted=prior["fitted"])
         fingerprint = bytes.fromhex(spec["fingerprint"])
-        reach = spec.get("fine_reach")  # absent from folders exported before it was written
+        # Both absent from folders exported before they were written: dense decoding, no
+        # detections (those models had none).
+        self.gate_detections = bool(spec.get("gate_detections", False))
+        reach = spec.get("fine_reach")
         self.graphs = OnnxGraphs(*graphs, fingerprint, self.frame_shape, threads, reach)
 
     # ------------------------------------------------------- what the codec reads of a model

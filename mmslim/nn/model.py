@@ -186,22 +186,35 @@ class MMSlim(nn.Module):
             )
         return out
 
-    def encode(self, x: torch.Tensor, mask_source: torch.Tensor | None = None) -> dict:
+    def encode(
+        self,
+        x: torch.Tensor,
+        mask_source: torch.Tensor | None = None,
+        also_sent: torch.Tensor | None = None,
+    ) -> dict:
         """Sender side: (B, 1, H, W) -> ``indices_hi`` (B, H/4, W/4), ``indices_lo``
-        (B, H/16, W/16), both int64. Use in eval mode (BatchNorm running statistics)."""
+        (B, H/16, W/16), both int64. Use in eval mode (BatchNorm running statistics).
+        ``also_sent``: (B, H/4, W/4) bool, fine latents sent whatever the gate says (the codec's
+        detections, ``ModelConfig.gate_detections``)."""
         mask, x_hi, x_lo = self.split(x, mask_source)
         lo = self._lo(x_lo)["indices"] if self.config.mask == "none" else self.lo.encode(x_lo)
         hi, sent = self.hi.encode(x_hi), self.sent_fine(mask)
         if sent is not None:
+            if also_sent is not None:
+                sent = sent | also_sent.to(sent.device)
             hi = hi.masked_fill(~sent, GATE_CODE)
         return {"indices_hi": hi, "indices_lo": lo}
 
-    def with_fine_gate(self, level: float) -> MMSlim:
+    def with_fine_gate(self, level: float, detections: bool | None = None) -> MMSlim:
         """A copy of this model (weights, prior, train/eval mode) whose sender gates the fine
-        grid at ``level`` (``ModelConfig.fine_gate``; 0: every latent sent). Refit its prior
-        (:func:`mmslim.codec.fit_prior`) before coding with ANS: the gate changes the codes'
-        frequencies."""
-        gated = MMSlim(dataclasses.replace(self.config, fine_gate=level))
+        grid at ``level`` (``ModelConfig.fine_gate``; 0: every latent sent), and also sends the
+        latents near CA-CFAR detections if ``detections`` (``ModelConfig.gate_detections``;
+        None: as this model). Refit its prior (:func:`mmslim.codec.fit_prior`) before coding
+        with ANS: the gate changes the codes' frequencies."""
+        if detections is None:
+            detections = self.config.gate_detections and level > 0
+        config = dataclasses.replace(self.config, fine_gate=level, gate_detections=detections)
+        gated = MMSlim(config)
         gated.load_state_dict(self.state_dict())
         device = next(self.parameters()).device
         return gated.to(device).train(self.training)

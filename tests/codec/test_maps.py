@@ -132,7 +132,7 @@ class _Recorder(torch.nn.Module):
         self.prior = IndexPrior(num_codes)
         self.calls = []
 
-    def encode(self, x, src):
+    def encode(self, x, src, also_sent=None):
         self.calls.append((x, src))
         if x.device.type == "meta":
             zeros = torch.zeros(len(x), 1, dtype=torch.int64)
@@ -293,9 +293,9 @@ def test_phase_is_coded_with_the_amplitude_mask(model, frames):
     backend = backend_for(model, "torch")
     seen = []
 
-    def encode(x01, src):
+    def encode(x01, src, also_sent=None):
         seen.append((x01, src))
-        return backend.encode(x01, src)
+        return backend.encode(x01, src, also_sent)
 
     recorder = copy.copy(backend)
     recorder.encode, recorder.batch_size = encode, 2

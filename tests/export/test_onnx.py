@@ -38,9 +38,10 @@ def test_exported_files_are_valid_and_run_without_mmslim(model, x01, tmp_path):
         onnx.checker.check_model(onnx.load(path), full_check=True)
     sender = ort.InferenceSession(str(sender_path), providers=["CPUExecutionProvider"])
     receiver = ort.InferenceSession(str(receiver_path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in sender.get_inputs()] == ["x", "mask_source"]
+    assert [i.name for i in sender.get_inputs()] == ["x", "mask_source", "also_sent"]  # gated
     assert [o.name for o in receiver.get_outputs()] == ["x_hat_hi", "x_hat_lo"]
-    hi, lo = sender.run(None, {"x": x01, "mask_source": x01})
+    none = np.zeros((len(x01), 56, 16), bool)
+    hi, lo = sender.run(None, {"x": x01, "mask_source": x01, "also_sent": none})
     assert hi.shape == (8, 56, 16) and lo.shape == (8, 14, 4) and hi.dtype == np.int64
     assert 0 <= hi.min() and hi.max() < model.config.num_codes
     x_hi, x_lo = receiver.run(None, {"indices_hi": hi, "indices_lo": lo})
@@ -58,7 +59,8 @@ def test_int8_sender_runs_and_mostly_agrees(model, x01):
     runs = []
     for graph in (float_graph, int8_graph):
         session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
-        runs.append(session.run(None, {"x": x01, "mask_source": x01}))
+        none = np.zeros((len(x01), 56, 16), bool)
+        runs.append(session.run(None, {"x": x01, "mask_source": x01, "also_sent": none}))
     (hi32, lo32), (hi8, lo8) = runs
     assert hi8.shape == hi32.shape and hi8.dtype == np.int64
     assert 0 <= hi8.min() and hi8.max() < model.config.num_codes
