@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mmslim.codec.frames import LO_WORDS, FrameCoder
-from mmslim.codec.maps import compress_maps, encode_maps
+from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.data.arrays import denormalize, normalize
 from mmslim.data.dataset import FrameSet
 from mmslim.metrics.radar import amplitude_metrics
@@ -33,10 +33,12 @@ def link_bench(model, frames: FrameSet, shares=(0.0, 0.1, 0.3, 0.5)) -> list[dic
     """Rows for the preview and for each share of lost fine indices (amplitude model)."""
     model.eval()
     maps = frames.amplitude
-    x01, vmin, vmax = normalize(torch.from_numpy(maps))
-    hi, lo = encode_maps(model, x01[:, None], None)
-    hi, lo = torch.from_numpy(hi), torch.from_numpy(lo)
-    frame_bytes = len(compress_maps(model, maps, "amplitude")) / len(maps)
+    _, vmin, vmax = normalize(torch.from_numpy(maps))
+    data = compress_maps(model, maps, "amplitude")  # what the sender sends, detections included
+    frame_bytes = len(data) / len(maps)
+    _, decoded = decompress_maps(model, data)
+    hi = torch.from_numpy(decoded.indices_hi.astype(np.int64))  # (N, H/4, W/4)
+    lo = torch.from_numpy(decoded.indices_lo.astype(np.int64))  # (N, H/16, W/16)
     coder = FrameCoder("ans", model.prior)
     strings = [coder.encode(h, c) for h, c in zip(hi.numpy(), lo.numpy(), strict=True)]
     firsts = [s[: LO_WORDS.size + 4 * LO_WORDS.unpack_from(s)[0]] for s in strings]

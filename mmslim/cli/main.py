@@ -168,6 +168,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--key-file", type=Path, help=KEY_HELP)
     s.add_argument("--first-sequence", type=int, default=0, help="number of the first frame")
     s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the sender")
+    _detail_arguments(s, "with --detail-bits, the amplitude file these frames go with")
+    s.add_argument(
+        "--detail-bits", type=int, default=0, metavar="B",
+        help="phase: also write OUTPUT.detail, the phase of the strongest cells at B bits each "
+             "(mmslim.codec.detail; needs --amplitude-file and --amplitude-checkpoint)",
+    )  # fmt: skip
     s.set_defaults(func=_compress)
 
     s = sub.add_parser("decompress", help="decode an .mmsl file to an .npy (N, H, W)")
@@ -197,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
         "or that plus seeded noise texture (noise)",
     )
     s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the receiver")
+    _detail_arguments(s, "with --detail, the amplitude file of the same frames")
+    s.add_argument(
+        "--detail", type=Path, metavar="FILE",
+        help="phase: the detail layer written beside the file (compress --detail-bits); needs "
+             "--amplitude-file and --amplitude-checkpoint",
+    )  # fmt: skip
     s.set_defaults(func=_decompress)
 
     s = sub.add_parser("export", help="sender.onnx, receiver.onnx and codec.json of a checkpoint")
@@ -331,12 +343,45 @@ def _prior(args) -> None:
     print(f"prior of {len(state['split']['train'])} training subjects stored in {out}")
 
 
+def _detail_arguments(s, file_help: str) -> None:
+    s.add_argument("--amplitude-file", type=Path, help=f"{file_help} (.mmsl)")
+    s.add_argument(
+        "--amplitude-checkpoint", type=Path, help="the amplitude model that wrote --amplitude-file"
+    )
+
+
+def _decoded_amplitude(args, frames: int, frame_shape, key):
+    """The amplitude a receiver decodes from ``--amplitude-file``: what the phase detail layer's
+    cells are chosen on, at both ends (``floor="none"``)."""
+    from mmslim.codec.maps import decompress_maps
+
+    if args.amplitude_file is None or args.amplitude_checkpoint is None:
+        raise ValueError(
+            "the phase detail layer chooses its cells on the decoded amplitude: pass "
+            "--amplitude-file (the .mmsl of the same frames) and --amplitude-checkpoint"
+        )
+    model, kind = load_stage_model(args.amplitude_checkpoint)
+    if kind != "amplitude":
+        raise ValueError(f"--amplitude-checkpoint {args.amplitude_checkpoint} is a {kind} model")
+    data = read_file(args.amplitude_file, ".mmsl file")
+    amp_hat, _ = decompress_maps(model, data, kind="amplitude", frame_shape=tuple(frame_shape),
+                                 key=key)  # fmt: skip
+    if len(amp_hat) != frames:
+        raise ValueError(
+            f"--amplitude-file holds {len(amp_hat)} frames, the phase {frames}: pass the "
+            "amplitude file of the same frames"
+        )
+    return amp_hat
+
+
 def _compress(args) -> None:
     from mmslim.codec.maps import compress_maps
     from mmslim.codec.rate import rate_report
 
     key = read_key(args)
     model, kind = load_stage_model(args.checkpoint)
+    if args.detail_bits and kind != "phase":
+        raise ValueError("--detail-bits is for phase models (the phase detail layer)")
     maps, amp = read_maps(args.input, kind, args.amplitude)
     data = compress_maps(
         model,
@@ -355,6 +400,15 @@ def _compress(args) -> None:
         f"{len(maps)} {kind} frame(s) -> {args.output} ({len(data)} bytes): "
         f"{r.bits_per_element:.4f} bits/element, {r.ratio_vs_float32:.1f}x vs float32"
     )
+    if args.detail_bits:
+        from mmslim.codec.detail import encode_detail
+
+        amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
+        detail = encode_detail(maps, amp_hat, args.detail_bits)
+        path = Path(f"{args.output}.detail")
+        write_file(path, detail)
+        both = 8 * (len(data) + len(detail)) / maps.size
+        print(f"detail layer -> {path} ({len(detail)} bytes): {both:.4f} bits/element with it")
 
 
 def _decompress(args) -> None:
@@ -380,6 +434,13 @@ def _decompress(args) -> None:
         floor=args.floor,
         backend=args.backend,
     )
+    if args.detail is not None:
+        from mmslim.codec.detail import refine_phase
+
+        if kind != "phase":
+            raise ValueError("--detail is for phase files (the phase detail layer)")
+        amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
+        maps = refine_phase(maps, read_file(args.detail, "detail layer"), amp_hat)
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
     buffer = io.BytesIO()
     np.save(buffer, maps)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mmslim.cli.main import main
+from mmslim.config import KINDS
 from mmslim.data.dataset import load_frames
 
 
@@ -108,3 +109,36 @@ def test_a_gated_sender_from_a_trained_model(tiny, tmp_path):
     assert main(["compress", str(tiny), str(mmsl), "--checkpoint", str(out)]) == 0
     assert main(["decompress", str(mmsl), str(npy), "--checkpoint", str(out)]) == 0
     assert np.load(npy).shape == (9, 224, 64)
+
+
+def test_phase_with_its_detail_layer(sample_frames, tmp_path, capsys):
+    from mmslim.codec.detail import refine_phase
+    from mmslim.data.samples import sample_path
+
+    amp_ckpt, phase_ckpt = (str(sample_path("pretrained", f"{k}.pt")) for k in KINDS)
+    amp, phase = tmp_path / "amp.npy", tmp_path / "phase.npy"
+    np.save(amp, sample_frames.amplitude[:6])
+    np.save(phase, sample_frames.phase[:6])
+    amp_file, phase_file = tmp_path / "amp.mmsl", tmp_path / "phase.mmsl"
+    assert main(["compress", str(amp), str(amp_file), "--checkpoint", amp_ckpt]) == 0
+    with_amp = ["--amplitude-file", str(amp_file), "--amplitude-checkpoint", amp_ckpt]
+    assert main(["compress", str(phase), str(phase_file), "--checkpoint", phase_ckpt,
+                 "--amplitude", str(amp), "--detail-bits", "4", *with_amp]) == 0  # fmt: skip
+    assert "detail layer ->" in capsys.readouterr().out
+    detail = tmp_path / "phase.mmsl.detail"
+    plain, refined = tmp_path / "plain.npy", tmp_path / "refined.npy"
+    assert main(["decompress", str(phase_file), str(plain), "--checkpoint", phase_ckpt]) == 0
+    assert main(["decompress", str(phase_file), str(refined), "--checkpoint", phase_ckpt,
+                 "--detail", str(detail), *with_amp]) == 0  # fmt: skip
+    amp_hat = tmp_path / "amp_hat.npy"
+    assert main(["decompress", str(amp_file), str(amp_hat), "--checkpoint", amp_ckpt]) == 0
+    expected = refine_phase(np.load(plain), detail.read_bytes(), np.load(amp_hat))
+    np.testing.assert_array_equal(np.load(refined), expected)
+    assert (np.load(refined) != np.load(plain)).any()
+    # without the amplitude, or for an amplitude model, the command says what is missing
+    assert main(["decompress", str(phase_file), str(refined), "--checkpoint", phase_ckpt,
+                 "--detail", str(detail)]) != 0  # fmt: skip
+    assert "--amplitude-file" in capsys.readouterr().err
+    assert main(["compress", str(amp), str(amp_file), "--checkpoint", amp_ckpt,
+                 "--detail-bits", "4"]) != 0  # fmt: skip
+    assert "for phase models" in capsys.readouterr().err
