@@ -44,6 +44,8 @@ original first and the reconstruction second, after de-normalisation: amplitude 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -100,6 +102,7 @@ def ca_cfar(
     guard: tuple[int, int] = (4, 2),
     train: tuple[int, int] = (8, 4),
     pfa: float = 1e-6,
+    dtype=np.float64,
 ) -> np.ndarray:
     """2-D cell-averaging CFAR detections of amplitude maps.
 
@@ -108,29 +111,44 @@ def ca_cfar(
         guard: guard cells on each side of the cell under test, (Doppler, range).
         train: training cells beyond the guard cells, on each side, (Doppler, range).
         pfa: design probability of false alarm per cell.
+        dtype: of the arithmetic: float64 for the metrics; the sender's detections
+            (:mod:`mmslim.codec.detections`) use float32, twice as fast.
 
     Returns (N, H, W) bool, True where a target is detected.
     """
-    power = 10.0 ** (_batch(amp_db, "amplitude") / 10.0)  # (N, H, W) linear power
+    dtype = np.dtype(dtype)
+    power = np.power(dtype.type(10.0), _batch(amp_db, "amplitude").astype(dtype) / dtype.type(10))
+    scale = _cfar_scale(power.shape[1:], tuple(guard), tuple(train), pfa).astype(dtype)
+    noise_sum = np.maximum(_training_sums(power, guard, train), 0.0)  # (N, H, W)
+    return power > scale * noise_sum
+
+
+def _training_sums(x: np.ndarray, guard, train) -> np.ndarray:
+    """Sums of ``x`` (N, H, W) over each cell's training window (the outer window less the
+    guard window around the cell); ``uniform_filter`` gives window means, times the window size
+    they are window sums."""
     (gd, gr), (td, tr) = guard, train
     inner = (1, 2 * gd + 1, 2 * gr + 1)  # guard window, cell under test included
     outer = (1, 2 * (gd + td) + 1, 2 * (gr + tr) + 1)
+    outer_sum = ndimage.uniform_filter(x, outer, mode=CFAR_MODES, cval=0.0) * np.prod(outer)
+    inner_sum = ndimage.uniform_filter(x, inner, mode=CFAR_MODES, cval=0.0) * np.prod(inner)
+    return outer_sum - inner_sum
 
-    def window_sums(x: np.ndarray) -> np.ndarray:  # training-window sums, (N or 1, H, W)
-        # uniform_filter gives window means; times the window size they are window sums.
-        outer_sum = ndimage.uniform_filter(x, outer, mode=CFAR_MODES, cval=0.0) * np.prod(outer)
-        inner_sum = ndimage.uniform_filter(x, inner, mode=CFAR_MODES, cval=0.0) * np.prod(inner)
-        return outer_sum - inner_sum
 
-    n_train = np.rint(window_sums(np.ones((1, *power.shape[1:]))))  # (1, H, W) cells in the map
+@functools.lru_cache(maxsize=16)
+def _cfar_scale(shape: tuple[int, int], guard, train, pfa: float) -> np.ndarray:
+    """(1, H, W) float64: the threshold factor over the number of training cells of each cell
+    of an (H, W) map (fewer near the range edges), so that detection is ``power > scale *
+    training sum``. Cached: it depends on the map's shape and the settings only."""
+    n_train = np.rint(_training_sums(np.ones((1, *shape)), guard, train))  # (1, H, W)
     if n_train.min() < 1:
         raise ValueError(
-            f"guard={tuple(guard)}, train={tuple(train)} leave a cell of a {power.shape[1:]} map "
+            f"guard={tuple(guard)}, train={tuple(train)} leave a cell of a {shape} map "
             "without training cells: use more training cells"
         )
-    alpha = cfar_alpha(pfa, n_train)  # (1, H, W): fewer training cells near the range edges
-    noise = np.maximum(window_sums(power), 0.0) / n_train  # (N, H, W) mean training power
-    return power > alpha * noise
+    scale = cfar_alpha(pfa, n_train) / n_train
+    scale.setflags(write=False)
+    return scale
 
 
 def detection_scores(det_orig, det_recon, tolerance: int = 1) -> dict[str, float]:
