@@ -6,7 +6,9 @@ frequencies. What a link pays is the ``.mmsl`` file: ANS against the prior fitte
 split, plus per-frame framing and side information. ``mmslim bench rate`` measures on validation
 frames, in bits per map element:
 
-- ``estimate``: the training estimate (model in eval mode, all frames as one batch);
+- ``estimate``: the training estimate (model in eval mode, all frames as one batch), for the
+  latents the sender sends (with ``ModelConfig.gate_detections``, the detections' too, which
+  training does not see);
 - ``ideal``: the hard indices' code length under the model's prior, ``sum -log2 p(index)``;
 - ``indices``: the ANS payloads of the frames (what the indices really cost);
 - ``file``: the whole file (header, frame records, side information included);
@@ -34,7 +36,13 @@ def rate_check(model, frames: FrameSet, kind: str = "amplitude") -> dict:
     elements = maps.size
     x01 = normalize(torch.from_numpy(maps))[0][:, None]  # (N, 1, H, W)
     src = normalize(torch.from_numpy(amp))[0][:, None] if kind == "phase" else None
-    out = model(x01, mask_source=src, estimate_rate=True)
+    also = None
+    if model.config.gate_detections:  # what the codec's sender adds to the gate (maps in dB)
+        from mmslim.codec.detections import detected_latents
+
+        grid = model.latent_shapes(*amp.shape[1:])["hi"]
+        also = torch.from_numpy(detected_latents(amp, grid))
+    out = model(x01, mask_source=src, estimate_rate=True, also_sent=also)
     ideal = model.prior.cross_entropy_bits(out["indices_hi"], "hi") + (
         model.prior.cross_entropy_bits(out["indices_lo"], "lo")
     )

@@ -135,6 +135,7 @@ class MMSlim(nn.Module):
         mask: torch.Tensor | None = None,
         estimate_rate: bool = False,
         lost_share: float = 0.0,
+        also_sent: torch.Tensor | None = None,
     ) -> dict:
         """Training/evaluation pass.
 
@@ -147,6 +148,8 @@ class MMSlim(nn.Module):
             lost_share: train for a lossy link: random 2 x 2 patches of the fine grid covering
                 about this share of it reach the decoder as the most likely code
                 (:meth:`decode_with_missing`'s rule), the others as sent. 0: none.
+            also_sent: (B, H/4, W/4) bool, fine latents sent whatever the gate says, as
+                :meth:`encode` takes them (the codec's detections); None: the gate alone.
 
         Returns a dict:
             ``x_hat``: (B, 1, H, W) reconstruction, ``x_hat_hi + x_hat_lo``;
@@ -165,6 +168,8 @@ class MMSlim(nn.Module):
             missing = lost_patches((len(x), *grid), lost_share).to(x.device)
             lost = (missing, self.likely_fine_code())
         sent = self.sent_fine(mask)
+        if sent is not None and also_sent is not None:
+            sent = sent | also_sent.to(sent.device)
         hi = self.hi(x_hi, sent, lost)
         lo = self._lo(x_lo)
         out = {

@@ -31,3 +31,18 @@ def test_rate_check_accounts_for_every_byte(few_frames, tiny_config, kind):
     assert row["framed"] == pytest.approx(row["estimate"] + overhead)
     assert row["framed_error"] == pytest.approx(row["framed"] / row["file"] - 1)
     assert abs(row["framed_error"]) < abs(row["estimate_error"])  # the fixed bytes are counted
+
+
+def test_the_estimate_counts_what_a_detection_sender_adds(sample_frames):
+    from mmslim.data.samples import sample_path
+    from mmslim.training.checkpoint import load_model
+
+    model, state = load_model(sample_path("pretrained", "amplitude.pt"), "amplitude")
+    assert model.config.gate_detections
+    frames = sample_frames.of_subjects(state["split"]["val"]).select(slice(0, 160, 8))
+    mask_only = model.with_fine_gate(model.config.fine_gate, detections=False)
+    with_det, without = rate_check(model, frames), rate_check(mask_only, frames)
+    assert with_det["file"] > without["file"]  # the detections' latents cost bytes
+    assert with_det["estimate"] > without["estimate"]  # and the estimate sees them
+    # the ideal code length of the sent indices stays within 5 % of the ANS payload
+    assert abs(with_det["ideal"] / with_det["indices"] - 1) < 0.05
