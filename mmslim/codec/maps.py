@@ -132,7 +132,10 @@ def compress_maps(
         :class:`mmslim.export.runtime.OnnxGraphs`).
 
     Frames are normalised and streamed through the backend a batch at a time, so memory beyond
-    the checked input and the index grids does not grow with N.
+    the checked input and the index grids does not grow with N. A model with
+    ``ModelConfig.gate_detections`` also sends the fine latents at and around CA-CFAR
+    detections of the amplitude in dB (:mod:`mmslim.codec.detections`), computed here, where
+    the maps are still in physical units.
     """
     if kind == "phase" and mask_source is None:
         raise ValueError("compressing phase needs the amplitude maps (mask_source) for the mask")

@@ -116,7 +116,7 @@ class OnnxGraphs(Batches):
         lo = np.zeros([1, *self.receiver.get_inputs()[1].shape[1:]], np.int64)
         one_row = self.receiver.run(None, {"indices_hi": np.zeros((1, 1, cols), np.int64),
                                            "indices_lo": lo})[0]  # fmt: skip
-        rows = self.shape[0] // one_row.shape[2]  # map rows per latent row
+        rows = self.shape[0] // one_row.shape[2]  # latent rows: H over map rows per latent row
         zero = np.zeros((1, rows, cols), np.int64)
         return rows, self.receiver.run(None, {"indices_hi": zero, "indices_lo": lo})[0][0]
 
