@@ -22,8 +22,10 @@ bit (the ``"torch"`` backend). Two options trade that for speed, each changing f
 only (about 1e-7 relative), so that a few near-tie indices in a million may flip:
 
 - ``fold``: every BatchNorm folded into the convolution before it
-  (:func:`mmslim.nn.blocks.fold_batchnorm`), and stride-1 transposed convs written as plain
-  convs (:func:`mmslim.nn.blocks.transposed_as_conv`); what is exported to ONNX;
+  (:func:`mmslim.nn.blocks.fold_batchnorm`), stride-1 transposed convs written as plain
+  convs (:func:`mmslim.nn.blocks.transposed_as_conv`), and with the fine gate the fine search
+  run on the sent latents only (:meth:`~mmslim.nn.quantizers.vq.CodewordSearch.where`); what
+  is exported to ONNX;
 - ``channels_last``: the channels-last memory layout, which oneDNN's convolutions run faster.
 
 Both are ``nn.Module`` objects with tensor-only inputs and outputs, so the same modules run under
@@ -114,6 +116,8 @@ class Sender(nn.Module):
         self.mask_net = _inference_copy(model.mask_net, fold)
         self.encoder_hi, self.encoder_lo = _encoder(model.hi, fold), _encoder(model.lo, fold)
         self.search_hi, self.search_lo = _search(model.hi.quantizer), _search(model.lo.quantizer)
+        # With the gate, the fast graphs search only the fine latents that are sent.
+        self.search_sent_only = bool(fold and self.fine_gate) and hasattr(self.search_hi, "where")
         self.channels_last = channels_last
         self.eval().requires_grad_(False)
         if channels_last:
@@ -133,10 +137,15 @@ class Sender(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
             mask_source = mask_source.contiguous(memory_format=torch.channels_last)
         mask = self.mask(mask_source)  # (B, 1, H, W)
-        indices_hi = self.search_hi(self.encoder_hi(mask * x))  # (B, H/4, W/4)
-        if self.fine_gate:  # latents far from the mask's targets go as the gate code
+        z_hi = self.encoder_hi(mask * x)  # (B, D, H/4, W/4)
+        if not self.fine_gate:
+            indices_hi = self.search_hi(z_hi)  # (B, H/4, W/4)
+        else:  # latents far from the mask's targets go as the gate code
             sent = sent_latents(mask, self.hi_downsample, self.fine_gate) | also_sent
-            indices_hi = indices_hi.masked_fill(~sent, GATE_CODE)
+            if self.search_sent_only:
+                indices_hi = self.search_hi.where(z_hi, sent, GATE_CODE)
+            else:
+                indices_hi = self.search_hi(z_hi).masked_fill(~sent, GATE_CODE)
         if self.mask_mode == "none":  # one VQ-VAE: the coarse grid is sent as zeros
             b, _, h, w = x.shape
             f = self.lo_downsample

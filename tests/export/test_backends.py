@@ -256,3 +256,24 @@ def test_fine_reach_bounds_what_one_code_changes(held_out):
     # the reach follows the structure: two residual layers of 3x3 convs add one row each
     small = model.__class__(dataclasses.replace(model.config, n_res_layers=0))
     assert fine_reach(small, (224, 64)) == reach - 2
+
+
+def test_the_fast_sender_searches_only_the_sent_latents(held_out):
+    model = held_out["amplitude"][0]
+    search = model.hi.quantizer.search()
+    torch.manual_seed(0)
+    z = torch.randn(3, model.config.code_dim, 56, 16)
+    chosen = torch.rand(3, 56, 16) < 0.1
+    chosen[2] = False  # a frame with nothing sent
+    got = search.where(z, chosen, GATE_CODE)
+    full = search(z)
+    assert torch.equal(got[chosen], full[chosen]) and (got[~chosen] == GATE_CODE).all()
+    # the exported sender does the same (TopK, NonZero, ScatterElements under ONNX Runtime)
+    assert (
+        Sender(model, fold=True).search_sent_only and not Sender(model, fold=False).search_sent_only
+    )
+    x01 = _normalised(held_out["amplitude"][1][:6])
+    none = np.zeros((6, 56, 16), bool)
+    onnx_hi, _ = OnnxBackend(model).encode(x01, x01, none)
+    torch_hi, _ = TorchBackend(model).encode(x01, x01, none)
+    assert (onnx_hi == torch_hi).mean() >= 0.999

@@ -84,6 +84,25 @@ class CodewordSearch(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return nearest_codeword(z, self.neg2_codes_t, self.norms)
 
+    def where(self, z: torch.Tensor, chosen: torch.Tensor, fill: int) -> torch.Tensor:
+        """The nearest codeword of the latents where ``chosen`` (B, h, w) bool, ``fill``
+        elsewhere: (B, D, h, w) -> (B, h, w) int64, searching only the chosen rows (with the
+        fine gate about one latent in twelve; the search of the others would be thrown away).
+        Each chosen row's distances are the same dot products as :meth:`forward`'s; whether a
+        matrix multiply of fewer rows sums them in the same order is the kernel's choice, so
+        the indices are equal up to near-ties. Exports to ONNX (NonZero, Gather, ScatterElements).
+        """
+        b, d, h, w = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, d)  # (B*h*w, D)
+        rows = torch.nonzero(chosen.reshape(-1)).squeeze(1)  # (M,)
+        dist = torch.addmm(self.norms, flat.index_select(0, rows), self.neg2_codes_t)  # (M, K)
+        if torch.onnx.is_in_onnx_export():  # TopK, as in nearest_codeword
+            nearest = dist.topk(1, dim=1, largest=False)[1].squeeze(1)
+        else:
+            nearest = dist.argmin(dim=1)
+        out = torch.full((b * h * w,), fill, dtype=torch.int64, device=z.device)
+        return out.scatter(0, rows, nearest).reshape(b, h, w)
+
 
 def _check_ste_plus(sync_nu, inplace_lr, ema_decay, gradient, affine) -> None:
     """Refuse VQ-STE++ options that cannot act together (see :mod:`.ste_plus`)."""
