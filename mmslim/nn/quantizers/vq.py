@@ -87,7 +87,7 @@ class CodewordSearch(nn.Module):
     def where(self, z: torch.Tensor, chosen: torch.Tensor, fill: int) -> torch.Tensor:
         """The nearest codeword of the latents where ``chosen`` (B, h, w) bool, ``fill``
         elsewhere: (B, D, h, w) -> (B, h, w) int64, searching only the chosen rows (with the
-        fine gate about one latent in twelve; the search of the others would be thrown away).
+        shipped gate about one latent in fifteen; the others' search would be thrown away).
         Each chosen row's distances are the same dot products as :meth:`forward`'s; whether a
         matrix multiply of fewer rows sums them in the same order is the kernel's choice, so
         the indices are equal up to near-ties. Exports to ONNX (NonZero, Gather, ScatterElements).
