@@ -23,7 +23,8 @@ only (about 1e-7 relative), so that a few near-tie indices in a million may flip
 
 - ``fold``: every BatchNorm folded into the convolution before it
   (:func:`mmslim.nn.blocks.fold_batchnorm`), stride-1 transposed convs written as plain
-  convs (:func:`mmslim.nn.blocks.transposed_as_conv`), and with the fine gate the fine search
+  convs (:func:`mmslim.nn.blocks.transposed_as_conv`), MaskNet's one-output conv as a tap sum
+  (:func:`mmslim.nn.blocks.one_output_as_taps`), and with the fine gate the fine search
   run on the sent latents only (:meth:`~mmslim.nn.quantizers.vq.CodewordSearch.where`); what
   is exported to ONNX;
 - ``channels_last``: the channels-last memory layout, which oneDNN's convolutions run faster.
@@ -40,7 +41,7 @@ import copy
 import torch
 from torch import nn
 
-from mmslim.nn.blocks import fold_batchnorm, transposed_as_conv
+from mmslim.nn.blocks import fold_batchnorm, one_output_as_taps, transposed_as_conv
 from mmslim.nn.quantizers.vq import VectorQuantizer
 from mmslim.nn.sending import GATE_CODE, sent_latents
 
@@ -83,9 +84,11 @@ class _Codewords(nn.Module):
 
 
 def _inference_copy(module: nn.Module, fold: bool) -> nn.Module:
-    """An eval-mode copy of ``module``; if ``fold``, with its BatchNorms folded and its stride-1
-    transposed convs written as plain convs."""
-    return transposed_as_conv(fold_batchnorm(module)) if fold else copy.deepcopy(module).eval()
+    """An eval-mode copy of ``module``; if ``fold``, with its BatchNorms folded, its stride-1
+    transposed convs written as plain convs and its one-output convs as tap sums."""
+    if not fold:
+        return copy.deepcopy(module).eval()
+    return one_output_as_taps(transposed_as_conv(fold_batchnorm(module)))
 
 
 def _encoder(branch: nn.Module, fold: bool) -> nn.Sequential:

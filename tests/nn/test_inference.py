@@ -14,7 +14,7 @@ from torch import nn
 
 from mmslim.config import ModelConfig
 from mmslim.nn import DecoderHi, DecoderLo, EncoderHi, EncoderLo, MaskNet, VectorQuantizer
-from mmslim.nn.blocks import fold_batchnorm, transposed_as_conv
+from mmslim.nn.blocks import TapSum, fold_batchnorm, one_output_as_taps, transposed_as_conv
 from mmslim.nn.quantizers.vq import CodewordSearch, nearest_codeword, search_tables
 
 C = ModelConfig.preset("tiny")
@@ -116,6 +116,19 @@ def test_stride1_transposed_conv_becomes_the_same_conv(kernel, padding):
     assert isinstance(converted[2], nn.ConvTranspose2d)  # strided ones are kept
     assert isinstance(seq[0], nn.ConvTranspose2d)  # the original is untouched
     x = torch.randn(2, 5, 9, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(x), seq(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, padding", [(3, 1), (3, 0), (5, 2), (1, 0), ((3, 5), (1, 2))])
+def test_one_output_conv_becomes_a_tap_sum(kernel, padding):
+    seq = nn.Sequential(nn.Conv2d(6, 1, kernel, padding=padding), nn.Sigmoid(),
+                        nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 1, 3, stride=2))  # fmt: skip
+    converted = one_output_as_taps(seq)
+    assert isinstance(converted[0], TapSum) and type(converted[2]) is nn.Conv2d
+    assert type(converted[3]) is nn.Conv2d  # strided: kept
+    assert type(seq[0]) is nn.Conv2d  # the original is untouched
+    x = torch.randn(2, 6, 11, 7)
     with torch.no_grad():
         torch.testing.assert_close(converted(x), seq(x), rtol=1e-5, atol=1e-5)
 
