@@ -2,7 +2,8 @@
 
 ``mmslim export --checkpoint amplitude.pt --out amplitude_codec/`` writes ``sender.onnx``,
 ``receiver.onnx`` and ``codec.json`` (:func:`mmslim.export.onnx.export_onnx`). A board with
-numpy, ONNX Runtime and constriction, but no PyTorch, codes with that folder alone::
+numpy, ONNX Runtime and constriction (and scipy, whose filters find the CA-CFAR detections of a
+sender with ``ModelConfig.gate_detections``), but no PyTorch, codes with that folder alone::
 
     from mmslim.export.sensor import ExportedCodec
 
