@@ -12,7 +12,7 @@ simplified for inference only:
 Always, without changing a single bit of the result:
 
 - the nearest-codeword search is one matrix multiply against precomputed tables
-  (:class:`mmslim.nn.quantizers.vq.CodewordSearch`, the same arithmetic as training's), and the
+  (:class:`mmslim.nn.quantizers.search.CodewordSearch`, the same arithmetic as training's), and the
   receiver's codebooks are computed once (an affine codebook's scale and shift applied);
 - no validation, no training statistics, no losses: callers check their inputs once per call.
 
@@ -25,7 +25,7 @@ only (about 1e-7 relative), so that a few near-tie indices in a million may flip
   (:func:`mmslim.nn.blocks.fold_batchnorm`), stride-1 transposed convs written as plain
   convs (:func:`mmslim.nn.blocks.transposed_as_conv`), MaskNet's one-output conv as a tap sum
   (:func:`mmslim.nn.blocks.one_output_as_taps`), and with the fine gate the fine search
-  run on the sent latents only (:meth:`~mmslim.nn.quantizers.vq.CodewordSearch.where`); what
+  run on the sent latents only (:meth:`~mmslim.nn.quantizers.search.CodewordSearch.where`); what
   is exported to ONNX;
 - ``channels_last``: the channels-last memory layout, which oneDNN's convolutions run faster.
 

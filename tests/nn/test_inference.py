@@ -15,7 +15,7 @@ from torch import nn
 from mmslim.config import ModelConfig
 from mmslim.nn import DecoderHi, DecoderLo, EncoderHi, EncoderLo, MaskNet, VectorQuantizer
 from mmslim.nn.blocks import TapSum, fold_batchnorm, one_output_as_taps, transposed_as_conv
-from mmslim.nn.quantizers.vq import CodewordSearch, nearest_codeword, search_tables
+from mmslim.nn.quantizers.search import CodewordSearch, nearest_codeword, search_tables
 
 C = ModelConfig.preset("tiny")
 

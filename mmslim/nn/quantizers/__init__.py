@@ -3,7 +3,8 @@
 Read :mod:`~mmslim.nn.quantizers.interface` first (the shared interface and the gradient
 tricks), then :mod:`~mmslim.nn.quantizers.vq` (plain VQ with its options) and its helpers
 :mod:`~mmslim.nn.quantizers.codebook_init`, :mod:`~mmslim.nn.quantizers.codebook_updates` and
-:mod:`~mmslim.nn.quantizers.ste_plus` (VQ-STE++), the other families
+:mod:`~mmslim.nn.quantizers.ste_plus` (VQ-STE++) and :mod:`~mmslim.nn.quantizers.search`
+(the nearest-codeword search, as the sender graphs run it), the other families
 (:mod:`~mmslim.nn.quantizers.fsq`, :mod:`~mmslim.nn.quantizers.gumbel` with
 :mod:`~mmslim.nn.quantizers.soft_discretization`, and :mod:`~mmslim.nn.quantizers.library`, a
 wrapped reference), and last :mod:`~mmslim.nn.quantizers.zoo`, the registry that builds any of
