@@ -8,9 +8,14 @@ from the shipped sample) plus an HMAC-tagged ANS file whose sequence numbers wra
 the format, to the coders or to the ``constriction`` version that would break files already
 written fails a test instead of passing silently.
 
+It also holds a phase detail layer (:mod:`mmslim.codec.detail`, format version 1) of the same
+frames, ``detail.mmsd``, with the cells and values it decodes to in ``detail_expected.npz``
+(the amplitude that chooses its cells is the golden maps themselves).
+
 Regenerate only on purpose (a new format version), then commit the folder::
 
-    PYTHONPATH=. python -m tests.codec.golden_files
+    PYTHONPATH=. python -m tests.codec.golden_files          # the .mmsl files and the model
+    PYTHONPATH=. python -m tests.codec.golden_files detail   # the detail layer
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmslim.codec.detail import decode_detail, encode_detail
 from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.config import ModelConfig
 from mmslim.data.dataset import load_frames, normalize
@@ -58,10 +64,23 @@ def golden_model(maps: np.ndarray) -> MMSlim:
     return model
 
 
-def golden_maps() -> np.ndarray:
-    """(3, 64, 64) amplitude in dB: the first frames of the sample, rows 80..143 (the walker)."""
+def golden_maps(kind: str = "amplitude") -> np.ndarray:
+    """(3, 64, 64) amplitude in dB (or phase in rad): the first frames of the sample, rows
+    80..143 (the walker)."""
     frames = load_frames(sample_path("sample.npz"))
-    return frames.amplitude[:3, 80:144, :64].copy()
+    return getattr(frames, kind)[:3, 80:144, :64].copy()
+
+
+DETAIL_BITS = 4  # bits per cell of the golden detail layer
+
+
+def regenerate_detail(folder: Path = GOLDEN) -> None:
+    """Write ``detail.mmsd`` and ``detail_expected.npz`` into ``folder``."""
+    amplitude, phase = golden_maps(), golden_maps("phase")
+    data = encode_detail(phase, amplitude, DETAIL_BITS)
+    (folder / "detail.mmsd").write_bytes(data)
+    cells, values = decode_detail(data, amplitude)
+    np.savez_compressed(folder / "detail_expected.npz", cells=cells, values=values)
 
 
 def regenerate(folder: Path = GOLDEN) -> None:
@@ -86,5 +105,7 @@ def regenerate(folder: Path = GOLDEN) -> None:
 
 
 if __name__ == "__main__":
-    regenerate()
-    print(f"wrote {sorted(p.name for p in GOLDEN.iterdir())} to {GOLDEN}")
+    import sys
+
+    regenerate_detail() if sys.argv[1:] == ["detail"] else regenerate()
+    print(f"wrote to {GOLDEN}: {sorted(p.name for p in GOLDEN.iterdir())}")

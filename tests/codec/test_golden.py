@@ -72,3 +72,18 @@ def test_tagged_golden_file_needs_its_key(golden):
     for key, message in ((None, "pass the key"), (KEY[::-1], "HMAC tag mismatch")):
         with pytest.raises(BitstreamError, match=message):
             decompress_maps(model, data, frame_shape=FRAME_SHAPE, key=key)
+
+
+def test_golden_detail_layer_decodes_and_encodes_again_byte_for_byte():
+    from mmslim.codec.detail import VERSION, decode_detail, encode_detail
+    from tests.codec.golden_files import DETAIL_BITS, golden_maps
+
+    data = (GOLDEN / "detail.mmsd").read_bytes()
+    assert data[:5] == b"MMSD" + bytes([VERSION]) and data[5] == DETAIL_BITS
+    amplitude = golden_maps()
+    cells, values = decode_detail(data, amplitude)
+    with np.load(GOLDEN / "detail_expected.npz") as z:
+        np.testing.assert_array_equal(cells, z["cells"])
+        np.testing.assert_array_equal(values, z["values"])
+    assert cells.sum() > 0
+    assert encode_detail(golden_maps("phase"), amplitude, DETAIL_BITS) == data
