@@ -383,6 +383,9 @@ def _compress(args) -> None:
     if args.detail_bits and kind != "phase":
         raise ValueError("--detail-bits is for phase models (the phase detail layer)")
     maps, amp = read_maps(args.input, kind, args.amplitude)
+    amp_hat = None
+    if args.detail_bits:  # before anything is written: a missing amplitude file stops here
+        amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
     data = compress_maps(
         model,
         maps,
@@ -400,10 +403,9 @@ def _compress(args) -> None:
         f"{len(maps)} {kind} frame(s) -> {args.output} ({len(data)} bytes): "
         f"{r.bits_per_element:.4f} bits/element, {r.ratio_vs_float32:.1f}x vs float32"
     )
-    if args.detail_bits:
+    if amp_hat is not None:
         from mmslim.codec.detail import encode_detail
 
-        amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
         detail = encode_detail(maps, amp_hat, args.detail_bits)
         path = Path(f"{args.output}.detail")
         write_file(path, detail)
@@ -423,6 +425,8 @@ def _decompress(args) -> None:
     if args.output.is_dir():
         raise ValueError(f"{args.output} is a folder; pass the name of the .npy file to write")
     model, kind = load_stage_model(args.checkpoint)
+    if args.detail is not None and kind != "phase":
+        raise ValueError("--detail is for phase files (the phase detail layer)")
     maps, decoded = decompress_maps(
         model,
         data,
@@ -437,8 +441,6 @@ def _decompress(args) -> None:
     if args.detail is not None:
         from mmslim.codec.detail import refine_phase
 
-        if kind != "phase":
-            raise ValueError("--detail is for phase files (the phase detail layer)")
         amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
         maps = refine_phase(maps, read_file(args.detail, "detail layer"), amp_hat)
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")

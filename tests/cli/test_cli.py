@@ -142,3 +142,7 @@ def test_phase_with_its_detail_layer(sample_frames, tmp_path, capsys):
     assert main(["compress", str(amp), str(amp_file), "--checkpoint", amp_ckpt,
                  "--detail-bits", "4"]) != 0  # fmt: skip
     assert "for phase models" in capsys.readouterr().err
+    lone = tmp_path / "lone.mmsl"  # no amplitude file: refused before anything is written
+    assert main(["compress", str(phase), str(lone), "--checkpoint", phase_ckpt,
+                 "--amplitude", str(amp), "--detail-bits", "4"]) != 0  # fmt: skip
+    assert "--amplitude-file" in capsys.readouterr().err and not lone.exists()
