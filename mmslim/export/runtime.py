@@ -101,8 +101,7 @@ class OnnxGraphs(Batches):
         # A sender graph of a model without the fine gate has no use for ``also_sent`` (the
         # exporter drops the input); graphs exported before it existed lack it too.
         inputs = {i.name: i.shape for i in self.sender.get_inputs()}
-        self.sender_takes_also_sent = "also_sent" in inputs
-        self.sender_grid = tuple(inputs.get("also_sent", [None, 0, 0])[1:])
+        self.sender_grid = tuple(inputs["also_sent"][1:]) if "also_sent" in inputs else None
         # Graphs exported before the receiver returned the branches apart give one output, the
         # sum, of whole grids only.
         self.split = len(self.receiver.get_outputs()) == 2
@@ -140,7 +139,7 @@ class OnnxGraphs(Batches):
                 f"got {x.shape[-2]} x {x.shape[-1]}: use backend='torch' or export for that size"
             )
         feeds = {"x": x, "mask_source": mask_source}
-        if self.sender_takes_also_sent:
+        if self.sender_grid is not None:  # (H/4, W/4): the graph takes ``also_sent``
             if also_sent is None:
                 also_sent = np.zeros((len(x), *self.sender_grid), bool)
             feeds["also_sent"] = np.ascontiguousarray(also_sent, dtype=bool)

@@ -240,7 +240,7 @@ class TapSum(nn.Module):
     map shifted into place, plus the bias. ONNX Runtime runs a conv with one output channel in
     its blocked channel layout at a fraction of its speed (MaskNet's last conv took 30 % of the
     sender's time); this form runs MaskNet twice as fast there, and a little faster under
-    PyTorch. Equal up to float rounding (about 3e-7 on MaskNet's logits).
+    PyTorch. Equal up to float rounding (at most 3e-7 on MaskNet's mask, measured).
 
     Shapes: (B, C, H, W) -> (B, 1, H', W'), as the conv it replaces.
     """
