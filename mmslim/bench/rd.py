@@ -8,9 +8,10 @@ engineer asks: at the same number of bits, does mmSlim keep more of what matters
   ANS, then :func:`~mmslim.pipeline.decompress_maps`); each ablation found in ``ablations/NAME/``
   (see :data:`ABLATIONS` and :func:`train_ablations`); every codec of
   :data:`mmslim.baselines.CODECS` at every setting of its sweep.
-- **Phase detail layer**: the main phase model also with the phase of its strongest cells sent
-  beside its file (:mod:`mmslim.codec.detail`) at :data:`DETAIL_BITS` bits per cell: more
-  operating points of mmSlim's phase curve, the layer's bytes counted in their rate.
+- **Detail layers**: the main models also with a detail layer beside their file
+  (:mod:`mmslim.codec.detail`): the phase of the strongest cells, or the error of their decoded
+  amplitude, at :data:`DETAIL_BITS` bits per cell: more operating points of mmSlim's curves, the
+  layer's bytes counted in their rate.
 - **Rate**: ``8 len(file)`` over the number of map values (bits per element), and the ratios to
   float32 and int16; every method pays the same container, side info and framing (see
   :mod:`mmslim.bench.baselines`).
@@ -59,7 +60,8 @@ METRICS = {
 }  # fmt: skip
 
 
-DETAIL_BITS = (3, 4, 5)  # bits per cell of the phase detail layer, one operating point each
+# Bits per cell of the detail layers, one operating point each.
+DETAIL_BITS = {"amplitude": (2, 3, 4), "phase": (3, 4, 5)}
 
 
 @dataclass
@@ -100,37 +102,47 @@ def model_method(
 
 
 @dataclass
-class PhaseWithDetail:
-    """What a phase method with the detail layer sends: the phase file and the layer (their
-    bytes are its rate), and the amplitude the receiver decoded from the amplitude file, which
-    selects the layer's cells (sent and counted as the amplitude's own file)."""
+class WithDetail:
+    """What a method with a detail layer sends: its file and the layer (their bytes are its
+    rate), and the amplitude the receiver decoded, which selects the layer's cells (for phase,
+    decoded from the amplitude's own file, sent and counted as that file)."""
 
-    phase: bytes
+    file: bytes
     detail: bytes
-    amplitude_hat: np.ndarray  # (N, H, W) dB
+    amplitude_hat: np.ndarray  # (N, H, W) dB, floor="none"
 
     def __len__(self) -> int:
-        return len(self.phase) + len(self.detail)
+        return len(self.file) + len(self.detail)
 
 
 def detail_method(
-    name: str, model, amplitude_model, bits: int, within_db: float = 43.0, frame_shape=FRAME_SHAPE
+    name: str,
+    model,
+    amplitude_model,
+    bits: int,
+    within_db: float = 43.0,
+    frame_shape=FRAME_SHAPE,
+    kind: str = "phase",
 ) -> Method:
-    """mmSlim's phase codec with the detail layer (:mod:`mmslim.codec.detail`): the sender also
-    decodes its amplitude file, as the receiver will, to choose the cells."""
-    from mmslim.codec.detail import encode_detail, refine_phase
+    """mmSlim's ``kind`` codec with a detail layer (:mod:`mmslim.codec.detail`): the sender also
+    decodes the amplitude file, as the receiver will, to choose the cells (for amplitude,
+    ``amplitude_model`` is ``model`` and the file is the one it sends)."""
+    from mmslim.codec.detail import encode_detail, refine_amplitude, refine_phase
 
-    base = model_method(name, "mmslim", model, "phase", frame_shape)
+    base = model_method(name, "mmslim", model, kind, frame_shape)
     shape = tuple(frame_shape)
 
     def enc(maps, amp):
         amp_file = compress_maps(amplitude_model, amp, "amplitude", "ans")
         amp_hat = decompress_maps(amplitude_model, amp_file, frame_shape=shape)[0]
-        detail = encode_detail(maps, amp_hat, bits, within_db)
-        return PhaseWithDetail(base.compress(maps, amp), detail, amp_hat)
+        detail = encode_detail(maps, amp_hat, bits, within_db, kind=kind)
+        sent = amp_file if kind == "amplitude" else base.compress(maps, amp)
+        return WithDetail(sent, detail, amp_hat)
 
-    def dec(sent: PhaseWithDetail):
-        return refine_phase(base.decompress(sent.phase), sent.detail, sent.amplitude_hat)
+    def dec(sent: WithDetail):
+        if kind == "amplitude":
+            return refine_amplitude(base.decompress(sent.file), sent.detail)
+        return refine_phase(base.decompress(sent.file), sent.detail, sent.amplitude_hat)
 
     setting = f"{base.setting} detail={bits}b@{within_db:g}dB"
     return Method(name, "mmslim", setting, enc, dec)
@@ -325,12 +337,12 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
                     )  # fmt: skip
                     method.setting += f" lambda={rate_weight:g}"
                     methods.append(method)
-                if i == 0 and kind == "phase" and "amplitude" in paths:  # the detail layer
+                if i == 0 and "amplitude" in paths:  # the detail layers
                     amplitude_model = load_model(paths["amplitude"], "amplitude")[0]
-                    for bits in DETAIL_BITS:
+                    for bits in DETAIL_BITS[kind]:
                         methods.append(detail_method(
                             name, model, amplitude_model, bits,
-                            frame_shape=val.amplitude.shape[1:],
+                            frame_shape=val.amplitude.shape[1:], kind=kind,
                         ))  # fmt: skip
             for method in methods + classical_methods(codecs):
                 rows.append({"scenario": scenario, **run_method(method, kind, val, radar)})

@@ -171,8 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     _detail_arguments(s, "with --detail-bits, the amplitude file these frames go with")
     s.add_argument(
         "--detail-bits", type=int, default=0, metavar="B",
-        help="phase: also write OUTPUT.detail, the phase of the strongest cells at B bits each "
-             "(mmslim.codec.detail; needs --amplitude-file and --amplitude-checkpoint)",
+        help="also write OUTPUT.detail, the detail layer of the strongest cells at B bits each "
+             "(mmslim.codec.detail): their amplitude's error, or their phase (a phase model "
+             "needs --amplitude-file and --amplitude-checkpoint)",
     )  # fmt: skip
     s.set_defaults(func=_compress)
 
@@ -206,8 +207,8 @@ def _parser() -> argparse.ArgumentParser:
     _detail_arguments(s, "with --detail, the amplitude file of the same frames")
     s.add_argument(
         "--detail", type=Path, metavar="FILE",
-        help="phase: the detail layer written beside the file (compress --detail-bits); needs "
-             "--amplitude-file and --amplitude-checkpoint",
+        help="the detail layer written beside the file (compress --detail-bits); a phase "
+             "file's needs --amplitude-file and --amplitude-checkpoint",
     )  # fmt: skip
     s.set_defaults(func=_decompress)
 
@@ -380,12 +381,10 @@ def _compress(args) -> None:
 
     key = read_key(args)
     model, kind = load_stage_model(args.checkpoint)
-    if args.detail_bits and kind != "phase":
-        raise ValueError("--detail-bits is for phase models (the phase detail layer)")
     maps, amp = read_maps(args.input, kind, args.amplitude)
     amp_hat = None
-    if args.detail_bits:  # before anything is written: a missing amplitude file stops here
-        amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
+    if args.detail_bits and kind == "phase":  # before anything is written: a missing amplitude
+        amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)  # file stops here
     data = compress_maps(
         model,
         maps,
@@ -403,10 +402,14 @@ def _compress(args) -> None:
         f"{len(maps)} {kind} frame(s) -> {args.output} ({len(data)} bytes): "
         f"{r.bits_per_element:.4f} bits/element, {r.ratio_vs_float32:.1f}x vs float32"
     )
-    if amp_hat is not None:
+    if args.detail_bits:
         from mmslim.codec.detail import encode_detail
+        from mmslim.codec.maps import decompress_maps
 
-        detail = encode_detail(maps, amp_hat, args.detail_bits)
+        if kind == "amplitude":  # the cells are chosen on what the receiver will decode
+            amp_hat = decompress_maps(model, data, kind=kind, frame_shape=maps.shape[1:],
+                                      key=key)[0]  # fmt: skip
+        detail = encode_detail(maps, amp_hat, args.detail_bits, kind=kind)
         path = Path(f"{args.output}.detail")
         write_file(path, detail)
         both = 8 * (len(data) + len(detail)) / maps.size
@@ -425,8 +428,17 @@ def _decompress(args) -> None:
     if args.output.is_dir():
         raise ValueError(f"{args.output} is a folder; pass the name of the .npy file to write")
     model, kind = load_stage_model(args.checkpoint)
-    if args.detail is not None and kind != "phase":
-        raise ValueError("--detail is for phase files (the phase detail layer)")
+    detail = None
+    if args.detail is not None:  # a layer of the other kind is refused before decoding
+        from mmslim.codec.detail import detail_kind
+
+        detail = read_file(args.detail, "detail layer")
+        if detail_kind(detail) != kind:
+            raise ValueError(
+                f"{args.detail} is a {detail_kind(detail)} detail layer and {args.input} a "
+                f"{kind} file: pass the layer written beside this file"
+            )
+    floor = "none" if detail is not None else args.floor  # the layer's cells are chosen on it
     maps, decoded = decompress_maps(
         model,
         data,
@@ -435,14 +447,21 @@ def _decompress(args) -> None:
         frame_shape=tuple(args.frame_shape),
         key=key,
         first_sequence=args.first_sequence,
-        floor=args.floor,
+        floor=floor,
         backend=args.backend,
     )
-    if args.detail is not None:
+    if detail is not None and kind == "phase":
         from mmslim.codec.detail import refine_phase
 
         amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
-        maps = refine_phase(maps, read_file(args.detail, "detail layer"), amp_hat)
+        maps = refine_phase(maps, detail, amp_hat)
+    elif detail is not None:
+        from mmslim.codec.detail import refine_amplitude
+        from mmslim.codec.floor import restore_floor, seed_of
+
+        maps = refine_amplitude(maps, detail)
+        if args.floor != "none":  # drawn after the layer, on the refined map
+            maps = restore_floor(maps, args.floor, seed_of(data))
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
     buffer = io.BytesIO()
     np.save(buffer, maps)

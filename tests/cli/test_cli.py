@@ -139,10 +139,41 @@ def test_phase_with_its_detail_layer(sample_frames, tmp_path, capsys):
     assert main(["decompress", str(phase_file), str(refined), "--checkpoint", phase_ckpt,
                  "--detail", str(detail)]) != 0  # fmt: skip
     assert "--amplitude-file" in capsys.readouterr().err
-    assert main(["compress", str(amp), str(amp_file), "--checkpoint", amp_ckpt,
-                 "--detail-bits", "4"]) != 0  # fmt: skip
-    assert "for phase models" in capsys.readouterr().err
+    # the phase layer beside an amplitude file is refused, naming the mismatch
+    assert main(["decompress", str(amp_file), str(refined), "--checkpoint", amp_ckpt,
+                 "--detail", str(detail)]) != 0  # fmt: skip
+    assert "is a phase detail layer" in capsys.readouterr().err
     lone = tmp_path / "lone.mmsl"  # no amplitude file: refused before anything is written
     assert main(["compress", str(phase), str(lone), "--checkpoint", phase_ckpt,
                  "--amplitude", str(amp), "--detail-bits", "4"]) != 0  # fmt: skip
     assert "--amplitude-file" in capsys.readouterr().err and not lone.exists()
+
+
+def test_amplitude_with_its_detail_layer(sample_frames, tmp_path, capsys):
+    from mmslim.codec.detail import refine_amplitude
+    from mmslim.codec.floor import restore_floor, seed_of
+    from mmslim.data.samples import sample_path
+    from mmslim.metrics.radar import amplitude_error_db
+
+    ckpt = str(sample_path("pretrained", "amplitude.pt"))
+    amp, amp_file = tmp_path / "amp.npy", tmp_path / "amp.mmsl"
+    np.save(amp, sample_frames.amplitude[:6])
+    assert main(["compress", str(amp), str(amp_file), "--checkpoint", ckpt,
+                 "--detail-bits", "3"]) == 0  # fmt: skip
+    assert "detail layer ->" in capsys.readouterr().out
+    detail = tmp_path / "amp.mmsl.detail"
+    plain, refined, smooth = (tmp_path / f"{k}.npy" for k in ("plain", "refined", "smooth"))
+    assert main(["decompress", str(amp_file), str(plain), "--checkpoint", ckpt]) == 0
+    with_detail = ["--checkpoint", ckpt, "--detail", str(detail)]
+    assert main(["decompress", str(amp_file), str(refined), *with_detail]) == 0
+    expected = refine_amplitude(np.load(plain), detail.read_bytes())
+    np.testing.assert_array_equal(np.load(refined), expected)
+    orig = sample_frames.amplitude[:6]
+    before = amplitude_error_db(orig, np.load(plain))["amp_mae_db_target"]
+    after = amplitude_error_db(orig, np.load(refined))["amp_mae_db_target"]
+    assert after < before
+    # another floor is drawn on the refined map, not on the one the cells were chosen on
+    assert main(["decompress", str(amp_file), str(smooth), *with_detail, "--floor", "smooth"]) == 0
+    np.testing.assert_array_equal(
+        np.load(smooth), restore_floor(expected, "smooth", seed_of(amp_file.read_bytes()))
+    )

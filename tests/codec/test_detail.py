@@ -1,5 +1,6 @@
-"""The phase detail layer: the cells it sends, what it costs, what it gains on the shipped
-models, and that a receiver with another amplitude refuses it rather than misplacing phase."""
+"""The detail layers (phase, and amplitude error): the cells they send, what they cost, what they
+gain on the shipped models, and that a receiver with another amplitude refuses them rather than
+misplacing values."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from mmslim.codec.detail import (
     choose_thresholds,
     decode_detail,
     detail_cells,
+    detail_kind,
     encode_detail,
+    error_levels,
+    refine_amplitude,
     refine_phase,
 )
 from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.data.samples import sample_path
-from mmslim.metrics.radar import phase_error, target_region, wrap_phase
+from mmslim.metrics.radar import amplitude_error_db, phase_error, target_region, wrap_phase
 from mmslim.training.checkpoint import load_model
 
 
@@ -123,3 +127,73 @@ def test_on_the_shipped_models_it_cuts_the_target_phase_error_for_a_few_bits(sam
     # it covers the targets: the cells of the original within 40 dB of its peak
     cells, _ = decode_detail(data, amp_hat)
     assert cells[target_region(amp)].mean() > 0.95
+
+
+def test_error_levels_minimise_the_mean_absolute_error():
+    rng = np.random.default_rng(3)
+    errors = np.concatenate([rng.normal(-20, 1, 300), rng.normal(0, 1, 700)])  # two clusters
+    levels = error_levels(errors, 2)
+    np.testing.assert_allclose(levels, [np.median(errors[:300]), np.median(errors[300:])],
+                               atol=0.05)  # fmt: skip
+    # more levels never do worse, and no small move of a level does better
+    def mae(lv):
+        return np.abs(errors[:, None] - lv[None]).min(axis=1).mean()
+
+    maes = [mae(error_levels(errors, 2**b)) for b in range(1, 6)]
+    assert all(a >= b for a, b in zip(maes, maes[1:]))
+    best = error_levels(errors, 8)
+    for i in range(8):
+        for d in (-0.05, 0.05):
+            moved = best.copy()
+            moved[i] += d
+            assert mae(moved) >= mae(best) - 1e-9
+    assert (error_levels(np.zeros(0), 4) == 0).all()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 6])
+def test_an_amplitude_layer_corrects_the_cells_near_the_peak(frames, bits):
+    amp_hat, _ = frames
+    rng = np.random.default_rng(4)
+    orig = amp_hat - rng.exponential(6, size=amp_hat.shape).astype(np.float32)  # drawn too bright
+    data = encode_detail(orig, amp_hat, bits, within_db=30, kind="amplitude")
+    assert detail_kind(data) == "amplitude"
+    cells, values = decode_detail(data, amp_hat)
+    refined = refine_amplitude(amp_hat, data)
+    np.testing.assert_array_equal(refined[~cells], amp_hat[~cells])
+    np.testing.assert_array_equal(refined[cells], values)
+    errors = orig[cells] - amp_hat[cells]
+    levels = error_levels(errors, 2**bits)
+    # every cell gets its nearest level: the error left is the distance to it
+    left = np.abs(errors[:, None] - levels[None]).min(axis=1)
+    np.testing.assert_allclose(np.abs(orig[cells] - values), left, atol=1e-4)
+    assert np.abs(orig[cells] - values).mean() < np.abs(errors).mean() / 2**(bits - 1) + 0.5
+    # its size: header, 6 bytes per frame, the levels, the packed codes, the CRC
+    assert len(data) == 16 + 6 * len(orig) + 4 * 2**bits + -(-int(cells.sum()) * bits // 8) + 4
+
+
+def test_a_layer_of_one_kind_does_not_refine_the_other(frames):
+    amp, phase = frames
+    phase_layer = encode_detail(phase, amp, 4, within_db=30)
+    amp_layer = encode_detail(amp - 1, amp, 4, within_db=30, kind="amplitude")
+    assert detail_kind(phase_layer) == "phase"
+    with pytest.raises(ValueError, match="phase detail layer"):
+        refine_amplitude(amp, phase_layer)
+    with pytest.raises(ValueError, match="amplitude detail layer"):
+        refine_phase(phase, amp_layer, amp)
+    with pytest.raises(ValueError, match="kind"):
+        encode_detail(phase, amp, 4, kind="range")
+    damaged = bytearray(amp_layer)
+    damaged[6] = 7  # an unknown kind
+    with pytest.raises(BitstreamError):
+        decode_detail(bytes(damaged), amp)
+
+
+def test_on_the_shipped_model_it_cuts_the_target_amplitude_error_for_a_few_bits(sample_frames):
+    model, state = load_model(sample_path("pretrained", "amplitude.pt"), "amplitude")
+    amp = sample_frames.of_subjects(state["split"]["val"]).amplitude[::4]  # held-out walkers
+    amp_hat, _ = decompress_maps(model, compress_maps(model, amp, "amplitude"))
+    data = encode_detail(amp, amp_hat, bits=3, kind="amplitude")
+    before = amplitude_error_db(amp, amp_hat)["amp_mae_db_target"]
+    after = amplitude_error_db(amp, refine_amplitude(amp_hat, data))["amp_mae_db_target"]
+    assert before > 1.5 and after < 0.75 * before
+    assert 8 * len(data) / amp.size < 0.03  # bits per element the layer adds
