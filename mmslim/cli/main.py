@@ -156,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
         help="with the gate, also send the fine latents near CA-CFAR detections "
              "(ModelConfig.gate_detections; default: as the checkpoint)",
     )  # fmt: skip
+    s.add_argument(
+        "--coarse-codes", type=int, metavar="N",
+        help="first let the sender choose among N coarse codes only, chosen on the training "
+             "frames (ModelConfig.coarse_codes, mmslim.codec.coarse; 0: all codes)",
+    )  # fmt: skip
     s.add_argument("--out", type=Path, help="write here instead of over --checkpoint")
     s.set_defaults(func=_prior)
 
@@ -337,7 +342,16 @@ def _prior(args) -> None:
         model = model.with_fine_gate(level, args.gate_detections)
         state = {**state, "model_config": model.config.to_dict()}
     frames = load_frames(args.data, expected_shape=None)
-    fit_prior(model, RadarFrames(frames, state["split"]["train"]), state["stage"])
+    train = RadarFrames(frames, state["split"]["train"])
+    if args.coarse_codes is not None:
+        from mmslim.codec.coarse import choose_coarse_codes
+
+        codes = ()
+        if args.coarse_codes:
+            codes = choose_coarse_codes(model, train, state["stage"], args.coarse_codes)
+        model = model.with_coarse_codes(codes)
+        state = {**state, "model_config": model.config.to_dict()}
+    fit_prior(model, train, state["stage"])
     state = {k: v for k, v in state.items() if k not in ("prior", "format", "version")}
     out = args.out or args.checkpoint
     save_checkpoint({**state, "model": model.state_dict()}, out)

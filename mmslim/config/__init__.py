@@ -87,6 +87,10 @@ class ModelConfig(_Config):
     # amplitude or next to one (mmslim.codec.detections): a sender rule of the codec, which has
     # the maps in dB; training and MMSlim.forward gate by the mask alone.
     gate_detections: bool = False
+    # The coarse codes the sender may choose (ascending; empty: all num_codes). The coarse grid
+    # only draws the floor's level, and a handful of codes draw it as well as all 512 while
+    # costing 2-3 bits a latent instead of 8 (mmslim.codec.coarse): a sender rule, like the gate.
+    coarse_codes: tuple[int, ...] = ()
 
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
@@ -124,6 +128,16 @@ class ModelConfig(_Config):
                 "ModelConfig.gate_detections adds latents to the fine gate's: set fine_gate too "
                 "(without a gate every latent is sent already)"
             )
+        codes = tuple(int(c) for c in self.coarse_codes)  # a checkpoint's dict holds a list
+        object.__setattr__(self, "coarse_codes", codes)
+        if codes and (list(codes) != sorted(set(codes)) or not 0 <= codes[0] <= codes[-1] < self.num_codes):
+            raise ValueError(
+                f"ModelConfig.coarse_codes = {codes!r}; give distinct codes in [0, "
+                f"{self.num_codes}) in ascending order (empty: every code)"
+            )
+        if codes and self.mask == "none":
+            raise ValueError("ModelConfig.coarse_codes: the single VQ-VAE (mask='none') has no "
+                             "coarse grid")  # fmt: skip
         if not isinstance(self.quantizer, tuple(QUANTIZER_CONFIGS.values())):
             raise ValueError(
                 f"ModelConfig.quantizer = {self.quantizer!r}; give a family config, e.g. "

@@ -7,6 +7,7 @@ simplified for inference only:
                  ─► MaskNet ─┬► M·x ─► Enc_hi ─► pre-VQ ─► nearest codeword ─► (B, H/4, W/4)
                              │      (code 0 where M is low all around, with ModelConfig.fine_gate)
                              └► (1−M)·x ─► Enc_lo ─► pre-VQ ─► nearest codeword ─► (B, H/16, W/16)
+                                           (among ModelConfig.coarse_codes only, if given)
     Receiver:  indices_hi, indices_lo ─► codewords ─► Dec_hi + Dec_lo ─► x_hat (B, 1, H, W)
 
 Always, without changing a single bit of the result:
@@ -46,11 +47,12 @@ from mmslim.nn.quantizers.vq import VectorQuantizer
 from mmslim.nn.sending import GATE_CODE, sent_latents
 
 
-def _search(quantizer: nn.Module) -> nn.Module:
-    """The index search of ``quantizer``: precomputed tables for VQ families, else the quantizer
-    itself in eval mode (e.g. FSQ), wrapped to return only the indices."""
+def _search(quantizer: nn.Module, allowed: torch.Tensor | None = None) -> nn.Module:
+    """The index search of ``quantizer``: precomputed tables for VQ families (of the ``allowed``
+    codes only, if given), else the quantizer itself in eval mode (e.g. FSQ), wrapped to return
+    only the indices."""
     if isinstance(quantizer, VectorQuantizer):
-        return quantizer.search()
+        return quantizer.search(allowed)
     return _Indices(copy.deepcopy(quantizer).eval())
 
 
@@ -118,7 +120,8 @@ class Sender(nn.Module):
         self.fine_gate = model.config.fine_gate  # 0: every fine latent is sent
         self.mask_net = _inference_copy(model.mask_net, fold)
         self.encoder_hi, self.encoder_lo = _encoder(model.hi, fold), _encoder(model.lo, fold)
-        self.search_hi, self.search_lo = _search(model.hi.quantizer), _search(model.lo.quantizer)
+        self.search_hi = _search(model.hi.quantizer)
+        self.search_lo = _search(model.lo.quantizer, model.coarse_allowed())
         # With the gate, the fast graphs search only the fine latents that are sent.
         self.search_sent_only = bool(fold and self.fine_gate) and hasattr(self.search_hi, "where")
         self.channels_last = channels_last

@@ -11,6 +11,7 @@ from torch import nn
 
 from mmslim.config import BRANCHES, ModelConfig
 from mmslim.nn.blocks import DecoderHi, DecoderLo, EncoderHi, EncoderLo
+from mmslim.nn.quantizers.search import nearest_allowed
 from mmslim.nn.quantizers.vq import Quantizer
 from mmslim.nn.quantizers.zoo import build_quantizer
 from mmslim.nn.sending import GATE_CODE
@@ -49,7 +50,7 @@ class Branch(nn.Module):
         """Continuous latents before quantization: (B, 1, H, W) -> (B, D, H/f, W/f)."""
         return self.pre_vq(self.encoder(x))
 
-    def forward(self, x: torch.Tensor, sent=None, lost=None) -> dict:
+    def forward(self, x: torch.Tensor, sent=None, lost=None, allowed=None) -> dict:
         """(B, 1, H, W) -> dict with ``x_hat`` (B, 1, H, W), ``indices`` (B, H/f, W/f) int64,
         ``z`` (B, D, H/f, W/f) latents before quantization, ``stats`` (the quantizer's info).
 
@@ -57,9 +58,16 @@ class Branch(nn.Module):
         (``indices`` say so) and decoded as such.
         lost: ``(missing, code)``, missing (B, H/f, W/f) bool: the decoder sees the codeword of
         ``code`` there instead, as a receiver decodes indices lost on the link (training for
-        loss resilience); ``indices`` stay those the sender would send."""
+        loss resilience); ``indices`` stay those the sender would send.
+        allowed: (A,) int64 or None: the codes the sender may choose (``ModelConfig.coarse_codes``;
+        plain VQ codebooks only): each latent takes the nearest of them (straight-through in
+        training; the quantizer's own loss and statistics stay those of the whole codebook)."""
         z = self.latents(x)
         z_q, indices, stats = self.quantizer(z)
+        if allowed is not None:
+            indices = nearest_allowed(z.detach(), self.quantizer.codes().detach(), allowed)
+            chosen = self.quantizer.lookup(indices)
+            z_q = z + (chosen - z).detach() if self.training else chosen
         if sent is not None:
             indices = indices.masked_fill(~sent, GATE_CODE)
             z_q = self._decoded_as(z_q, ~sent, GATE_CODE)
@@ -78,9 +86,13 @@ class Branch(nn.Module):
         all_codes = torch.arange(k, device=self.pre_vq.weight.device).view(1, 1, k)
         return self.quantizer.lookup(all_codes)[0, :, 0].t()  # (1, D, 1, K) -> (K, D)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) -> indices (B, H/f, W/f) int64."""
-        return self.quantizer(self.latents(x))[1]
+    def encode(self, x: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, H, W) -> indices (B, H/f, W/f) int64; with ``allowed`` (A,) int64, the nearest
+        of those codes only."""
+        z = self.latents(x)
+        if allowed is not None:
+            return nearest_allowed(z, self.quantizer.codes(), allowed)
+        return self.quantizer(z)[1]
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (B, H/f, W/f) int64 -> x_hat (B, 1, H, W)."""

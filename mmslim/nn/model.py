@@ -19,7 +19,7 @@ from mmslim.config import MASK_MODES, ModelConfig
 from mmslim.nn.branch import Branch
 from mmslim.nn.losses import soft_bits
 from mmslim.nn.masknet import MaskNet
-from mmslim.nn.quantizers.vq import usage_stats
+from mmslim.nn.quantizers.vq import VectorQuantizer, usage_stats
 from mmslim.nn.sending import GATE_CODE, hard_mask, lost_patches, sent_latents
 
 FACTOR = 16  # H and W must be divisible by the coarse branch's downsampling
@@ -82,6 +82,16 @@ class MMSlim(nn.Module):
         self.prior = IndexPrior(self.config.num_codes)  # entropy model; fit_prior after training
         if self.config.fine_gate and hasattr(self.hi.quantizer, "reserved_code"):
             self.hi.quantizer.reserved_code = GATE_CODE  # it means "nothing here": never re-seed
+        if self.config.coarse_codes and not isinstance(self.lo.quantizer, VectorQuantizer):
+            raise ValueError("ModelConfig.coarse_codes needs a codebook (a VQ family) in the "
+                             "coarse branch")  # fmt: skip
+
+    def coarse_allowed(self) -> torch.Tensor | None:
+        """(A,) int64, the coarse codes this sender may choose (``ModelConfig.coarse_codes``);
+        None: all of them."""
+        if not self.config.coarse_codes:
+            return None
+        return torch.tensor(self.config.coarse_codes, device=self.prior.counts_lo.device)
 
     def split(
         self,
@@ -119,7 +129,7 @@ class MMSlim(nn.Module):
         """The coarse branch's output dict; for ``mask="none"`` the branch is skipped and this
         gives zeros: ``x_hat`` (B, 1, H, W), ``indices`` (B, H/16, W/16), a zero VQ loss."""
         if self.config.mask != "none":
-            return self.lo(x_lo)
+            return self.lo(x_lo, allowed=self.coarse_allowed())
         b, _, h, w = x_lo.shape
         f = self.lo.downsample
         indices = torch.zeros(b, h // f, w // f, dtype=torch.int64, device=x_lo.device)
@@ -202,7 +212,10 @@ class MMSlim(nn.Module):
         ``also_sent``: (B, H/4, W/4) bool, fine latents sent whatever the gate says (the codec's
         detections, ``ModelConfig.gate_detections``)."""
         mask, x_hi, x_lo = self.split(x, mask_source)
-        lo = self._lo(x_lo)["indices"] if self.config.mask == "none" else self.lo.encode(x_lo)
+        if self.config.mask == "none":
+            lo = self._lo(x_lo)["indices"]
+        else:
+            lo = self.lo.encode(x_lo, self.coarse_allowed())
         hi, sent = self.hi.encode(x_hi), self.sent_fine(mask)
         if sent is not None:
             if also_sent is not None:
@@ -223,6 +236,16 @@ class MMSlim(nn.Module):
         gated.load_state_dict(self.state_dict())
         device = next(self.parameters()).device
         return gated.to(device).train(self.training)
+
+    def with_coarse_codes(self, codes) -> MMSlim:
+        """A copy of this model (weights, prior, train/eval mode) whose sender chooses among the
+        coarse ``codes`` only (``ModelConfig.coarse_codes``; empty: all of them; see
+        :func:`mmslim.codec.coarse.choose_coarse_codes`). Refit its prior before coding with ANS."""
+        config = dataclasses.replace(self.config, coarse_codes=tuple(sorted(int(c) for c in codes)))
+        copy = MMSlim(config)
+        copy.load_state_dict(self.state_dict())
+        device = next(self.parameters()).device
+        return copy.to(device).train(self.training)
 
     def sent_fine(self, mask: torch.Tensor) -> torch.Tensor | None:
         """(B, 1, H, W) mask -> (B, H/4, W/4) bool, the fine latents sent as the encoder chose

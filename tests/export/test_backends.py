@@ -277,3 +277,16 @@ def test_the_fast_sender_searches_only_the_sent_latents(held_out):
     onnx_hi, _ = OnnxBackend(model).encode(x01, x01, none)
     torch_hi, _ = TorchBackend(model).encode(x01, x01, none)
     assert (onnx_hi == torch_hi).mean() >= 0.999
+
+
+def test_a_sender_with_a_few_coarse_codes_sends_only_them_on_every_backend(held_out):
+    model, maps, _ = held_out["amplitude"]
+    few = model.with_coarse_codes((3, 17, 200, 511)).eval()
+    x01 = _normalised(maps)
+    with torch.no_grad():
+        ref = few.encode(torch.from_numpy(x01))["indices_lo"].numpy()
+    assert set(np.unique(ref)) <= {3, 17, 200, 511} and len(np.unique(ref)) > 1
+    _, lo = TorchBackend(few).encode(x01, x01)
+    np.testing.assert_array_equal(lo, ref)
+    _, lo = OnnxBackend(few).encode(x01, x01)
+    assert (lo == ref).mean() >= 0.999

@@ -441,3 +441,41 @@ def test_a_fine_gate_needs_masknet():
         ModelConfig.preset("tiny", mask="fixed", fine_gate=0.5)
     with pytest.raises(ValueError, match=r"in \[0, 1\)"):
         ModelConfig.preset("tiny", fine_gate=1.0)
+
+
+def test_coarse_codes_restrict_the_senders_coarse_search(tiny_config):
+    torch.manual_seed(0)
+    model = MMSlim(tiny_config).eval()
+    x = torch.rand(3, 1, 64, 32)
+    codes = (1, 5, 9, 40)
+    restricted = model.with_coarse_codes(codes[::-1])  # any order in, ascending kept
+    assert restricted.config.coarse_codes == codes and not restricted.training
+    with torch.no_grad():
+        _, _, x_lo = model.split(x)
+        z = model.lo.latents(x_lo)  # (B, D, h, w)
+        dist = ((z[:, None] - model.lo.codewords()[list(codes)][None, :, :, None, None]) ** 2)
+        expected = torch.tensor(codes)[dist.sum(dim=2).argmin(dim=1)]  # brute force
+        sent, out = restricted.encode(x), restricted(x)
+        received = restricted.decode_indices(sent["indices_hi"], sent["indices_lo"])
+        free = model.encode(x)
+    assert torch.equal(sent["indices_lo"], expected)
+    assert torch.equal(out["indices_lo"], expected)  # forward agrees with the sender
+    assert torch.equal(received["x_hat"], out["x_hat"])  # and with the receiver
+    assert torch.equal(sent["indices_hi"], free["indices_hi"])  # the fine grid as before
+    assert not torch.equal(sent["indices_lo"], free["indices_lo"])
+    # the rate estimate counts the indices sent; training passes a gradient to the encoder
+    restricted.train()
+    out = restricted(x, estimate_rate=True)
+    (out["x_hat"].mean() + out["rate_bits"]).backward()
+    assert restricted.lo.encoder.net[0].weight.grad.abs().sum() > 0
+
+
+def test_coarse_codes_are_checked():
+    with pytest.raises(ValueError, match="distinct codes in"):
+        ModelConfig.preset("tiny", coarse_codes=(3, 3))
+    with pytest.raises(ValueError, match="distinct codes in"):
+        ModelConfig.preset("tiny", coarse_codes=(0, 64))  # tiny has 64 codes
+    with pytest.raises(ValueError, match="no coarse grid"):
+        ModelConfig.preset("tiny", mask="none", coarse_codes=(1,))
+    config = ModelConfig.from_dict({**ModelConfig.preset("tiny").to_dict(), "coarse_codes": [2, 7]})
+    assert config.coarse_codes == (2, 7)  # a checkpoint's list comes back as a tuple

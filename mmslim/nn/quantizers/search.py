@@ -48,21 +48,34 @@ def nearest_codeword(
     return _nearest(_rows(z), neg2_codes_t, norms).reshape(b, h, w)
 
 
+def nearest_allowed(z: torch.Tensor, codes: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """The nearest of the codewords ``allowed`` (A,) int64 (ascending indices into ``codes``
+    (K, D)): (B, D, h, w) -> (B, h, w) int64 indices into ``codes``, each one of ``allowed``."""
+    return allowed[nearest_codeword(z, *search_tables(codes[allowed]))]
+
+
 class CodewordSearch(nn.Module):
     """Inference-only nearest-codeword search with precomputed tables (buffers ``neg2_codes_t``
-    (D, K) and ``norms`` (K,)), built by :meth:`VectorQuantizer.search`.
+    (D, K) and ``norms`` (K,)), built by :meth:`VectorQuantizer.search`. With ``allowed`` (A,)
+    int64, only those codewords are searched (a sender that uses a few codes,
+    ``ModelConfig.coarse_codes``); the indices returned are still the codebook's.
 
     Shapes: (B, D, h, w) float -> (B, h, w) int64.
     """
 
-    def __init__(self, codes: torch.Tensor):
+    def __init__(self, codes: torch.Tensor, allowed: torch.Tensor | None = None):
         super().__init__()
+        if allowed is not None:
+            allowed = allowed.to(device=codes.device, dtype=torch.int64)
+            codes = codes[allowed]
+        self.register_buffer("allowed", allowed)  # (A,), or None: every code
         neg2_codes_t, norms = search_tables(codes)
-        self.register_buffer("neg2_codes_t", neg2_codes_t)  # (D, K)
-        self.register_buffer("norms", norms)  # (K,)
+        self.register_buffer("neg2_codes_t", neg2_codes_t)  # (D, K) or (D, A)
+        self.register_buffer("norms", norms)  # (K,) or (A,)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return nearest_codeword(z, self.neg2_codes_t, self.norms)
+        found = nearest_codeword(z, self.neg2_codes_t, self.norms)
+        return found if self.allowed is None else self.allowed[found]
 
     def where(self, z: torch.Tensor, chosen: torch.Tensor, fill: int) -> torch.Tensor:
         """The nearest codeword of the latents where ``chosen`` (B, h, w) bool, ``fill``
@@ -75,8 +88,10 @@ class CodewordSearch(nn.Module):
         b, _, h, w = z.shape
         rows = torch.nonzero(chosen.reshape(-1)).squeeze(1)  # (M,)
         nearest = _nearest(_rows(z).index_select(0, rows), self.neg2_codes_t, self.norms)
+        if self.allowed is not None:
+            nearest = self.allowed[nearest]
         out = torch.full((b * h * w,), fill, dtype=torch.int64, device=z.device)
         return out.scatter(0, rows, nearest).reshape(b, h, w)
 
 
-__all__ = ["CodewordSearch", "nearest_codeword", "search_tables"]
+__all__ = ["CodewordSearch", "nearest_allowed", "nearest_codeword", "search_tables"]

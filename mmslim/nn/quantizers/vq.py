@@ -201,10 +201,11 @@ class VectorQuantizer(Quantizer):
         with torch.autocast(z.device.type, enabled=False):
             return nearest_codeword(z.float(), *search_tables(self.codes().float()))
 
-    def search(self) -> CodewordSearch:
+    def search(self, allowed: torch.Tensor | None = None) -> CodewordSearch:
         """The nearest-codeword search with this codebook's tables computed once, for inference
-        (indices identical to :meth:`nearest`); a snapshot: rebuild it after training."""
-        return CodewordSearch(self.codes().float())
+        (indices identical to :meth:`nearest`, or to ``search.nearest_allowed`` of ``allowed``);
+        a snapshot: rebuild it after training."""
+        return CodewordSearch(self.codes().float(), allowed)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Codewords of ``indices``: (B, h, w) int64 -> (B, D, h, w)."""
