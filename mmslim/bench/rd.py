@@ -96,6 +96,8 @@ def model_method(
         setting += f" gate={model.config.fine_gate:g}"
         if model.config.gate_detections:
             setting += "+cfar"
+    if model.config.coarse_codes:
+        setting += f" coarse={len(model.config.coarse_codes)}"
     if kind == "amplitude":
         setting += f" floor={floor}"
     return Method(name, family, setting, enc, dec)
@@ -290,6 +292,41 @@ def run_rd(
             from mmslim.viz.bench import plot_rd
 
             plot_rd(rows, out)
+    return rows
+
+
+def texture_free(orig: np.ndarray, target_db: float = 40.0, size: int = 9) -> np.ndarray:
+    """Not a codec: the best a decoder that draws no floor texture could return. The original
+    (N, H, W) dB on its target region (cells within ``target_db`` of each frame's peak) and,
+    elsewhere, the floor's local mean in dB (a ``size`` x ``size`` box, Doppler wrapping round,
+    range mirrored). Its PSNR over a constant map bounds what any texture-free codec reaches."""
+    from scipy import ndimage
+
+    orig = np.asarray(orig, np.float32)
+    h = size // 2
+    padded = np.pad(np.pad(orig, ((0, 0), (h, h), (0, 0)), mode="wrap"),
+                    ((0, 0), (0, 0), (h, h)), mode="reflect")  # fmt: skip
+    local = ndimage.uniform_filter(padded, size=(1, size, size))[:, h:-h, h:-h]
+    return np.where(radar_metrics.target_region(orig, target_db), orig, local).astype(np.float32)
+
+
+def reference_rows(data=None, checkpoint=None, frames=None, scenarios=("held-out",)) -> list[dict]:
+    """The amplitude distortions of :func:`texture_free` on the frames :func:`run_rd` measures
+    (same arguments): one row per scenario (no rate: nothing is coded)."""
+    rows = []
+    for scenario in scenarios:
+        if scenario == "held-out":
+            fs = load_frames(data or sample_path("sample.npz"), expected_shape=None)
+            first = find_checkpoints(checkpoint).get("amplitude") if checkpoint else None
+            val, radar = validation_frames(fs, first, frames), RadarConfig()
+        else:
+            from mmslim.data.simulator import SCENARIOS
+
+            val, radar = scenario_frames(scenario), SCENARIOS[scenario].radar
+        sequences = np.char.add(val.subject.astype(str), val.sequence.astype(str))
+        amp = val.amplitude
+        rows.append({"scenario": scenario, "kind": "amplitude", "codec": "texture-free reference",
+                     **distortion("amplitude", amp, texture_free(amp), amp, radar, sequences)})
     return rows
 
 

@@ -244,4 +244,16 @@ def _rd(args: argparse.Namespace) -> None:
             keys = ("codec", "setting", "bits_per_element", *rd.METRICS[kind])
             at = [r for r in summary if (r["scenario"], r["kind"]) == (scenario, kind)]
             print_table([{k: r.get(k, "") for k in keys} for r in at])
-    print(f"\nwrote {args.out}/rd.csv, rd_at_rate.csv and rd_<scenario>_<kind>.png")
+    written = "rd.csv, rd_at_rate.csv and rd_<scenario>_<kind>.png"
+    if "amplitude" in kinds:
+        from mmslim.files import write_csv
+
+        reference = rd.reference_rows(data, checkpoint, args.frames, scenarios)
+        print("\nnot a codec: the original's target cells and its floor's local mean (9 x 9, "
+              "dB), the best a decoder that draws no floor texture could do")
+        keys = ("scenario", "psnr_over_constant", "cfar_f1", "amp_mae_db_target", "amp_mae_db")
+        print_table([{k: r[k] for k in keys} for r in reference])
+        if args.out is not None:
+            write_csv(reference, Path(args.out) / "reference.csv")
+            written += ", reference.csv"
+    print(f"\nwrote {args.out}/{written}")

@@ -186,13 +186,15 @@ def test_bench_runs_end_to_end(tmp_path, frames, capsys):
         "rd_at_rate.csv",
         "rd_held-out_amplitude.png",
         "rd_held-out_phase.png",
+        "reference.csv",
     }
     with open(out / "rd.csv") as f:
         rows = list(csv.DictReader(f))
     n_settings = sum(len(c.settings) for c in baselines.CODECS.values())
     # per kind: mmSlim, one ablation, every setting; amplitude also mmSlim's other two floors,
-    # phase also mmSlim with the detail layer at each of its bit depths
-    assert len(rows) == 2 * (2 + n_settings) + 2 + len(rd.DETAIL_BITS)
+    # and mmSlim with the detail layer at each of its bit depths
+    details = sum(len(bits) for bits in rd.DETAIL_BITS.values())
+    assert len(rows) == 2 * (2 + n_settings) + 2 + details
     for row in rows:
         assert int(row["frames"]) == 3
         assert float(row["bits_per_element"]) == pytest.approx(
@@ -230,7 +232,10 @@ def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, 
     )  # fmt: skip
     assert {r["scenario"] for r in rows} == {"lab77"}
     floors = ["mmslim", "mmslim floor=smooth", "mmslim floor=noise"]
-    assert [r["codec"] for r in rows] == floors + ["sparse"] * len(sparse[0].settings)
+    details = ["mmslim"] * len(rd.DETAIL_BITS["amplitude"])  # with the amplitude detail layer
+    assert [r["codec"] for r in rows] == floors + details + ["sparse"] * len(sparse[0].settings)
+    assert [r["setting"].split()[-1] for r in rows[3:6]] == ["detail=2b@43dB", "detail=3b@43dB",
+                                                             "detail=4b@43dB"]  # fmt: skip
     lab = rd.scenario_frames("lab77")
     assert lab.amplitude.shape[1:] == (256, 64)  # the other radar's 256 chirps
     assert all(r["bits_per_element"] == 8 * r["bytes"] / lab.amplitude.size for r in rows)
@@ -246,3 +251,18 @@ def test_sparse_list_keeps_the_cells_it_promises(frames):
     for column in range(maps.shape[2]):  # one level per range bin for every dropped cell
         dropped = recon[0][~kept[0][:, column], column]
         assert np.ptp(dropped) == 0 if dropped.size else True
+
+
+def test_the_texture_free_reference_keeps_targets_and_smooths_the_floor(frames):
+    from mmslim.metrics.radar import target_region
+
+    amp = frames.amplitude[:4]
+    ref = rd.texture_free(amp)
+    targets = target_region(amp)
+    np.testing.assert_array_equal(ref[targets], amp[targets])
+    floor = ~targets
+    step = lambda m: np.abs(np.diff(m, axis=1))[floor[:, 1:] & floor[:, :-1]].mean()  # noqa: E731
+    assert step(ref) < 0.25 * step(amp)  # cell to cell (Doppler), the texture is gone
+    assert abs(ref[floor].mean() - amp[floor].mean()) < 0.5  # its level is kept (dB)
+    row = rd.distortion("amplitude", amp, ref, amp)
+    assert row["amp_mae_db_target"] == 0 and 0 < row["psnr_over_constant"] < 2

@@ -74,13 +74,25 @@ def golden_maps(kind: str = "amplitude") -> np.ndarray:
 DETAIL_BITS = 4  # bits per cell of the golden detail layer
 
 
+def golden_decoded_amplitude() -> np.ndarray:
+    """A stand-in for decoded amplitude that every platform computes alike: the golden maps
+    rounded to 4 dB steps (dB, float32)."""
+    return (np.round(golden_maps() / 4) * 4).astype(np.float32)
+
+
 def regenerate_detail(folder: Path = GOLDEN) -> None:
-    """Write ``detail.mmsd`` and ``detail_expected.npz`` into ``folder``."""
+    """Write ``detail.mmsd`` (phase) and ``detail_amplitude.mmsd`` with their expected cells and
+    values (``detail_expected.npz``, ``detail_amplitude_expected.npz``) into ``folder``."""
     amplitude, phase = golden_maps(), golden_maps("phase")
-    data = encode_detail(phase, amplitude, DETAIL_BITS)
-    (folder / "detail.mmsd").write_bytes(data)
-    cells, values = decode_detail(data, amplitude)
-    np.savez_compressed(folder / "detail_expected.npz", cells=cells, values=values)
+    layers = {
+        "detail": (encode_detail(phase, amplitude, DETAIL_BITS), amplitude),
+        "detail_amplitude": (encode_detail(amplitude, golden_decoded_amplitude(), DETAIL_BITS,
+                                           kind="amplitude"), golden_decoded_amplitude()),
+    }  # fmt: skip
+    for name, (data, decoded) in layers.items():
+        (folder / f"{name}.mmsd").write_bytes(data)
+        cells, values = decode_detail(data, decoded)
+        np.savez_compressed(folder / f"{name}_expected.npz", cells=cells, values=values)
 
 
 def regenerate(folder: Path = GOLDEN) -> None:

@@ -87,3 +87,18 @@ def test_golden_detail_layer_decodes_and_encodes_again_byte_for_byte():
         np.testing.assert_array_equal(values, z["values"])
     assert cells.sum() > 0
     assert encode_detail(golden_maps("phase"), amplitude, DETAIL_BITS) == data
+
+
+def test_golden_amplitude_detail_layer_decodes_and_encodes_again_byte_for_byte():
+    from mmslim.codec.detail import decode_detail, detail_kind, encode_detail
+    from tests.codec.golden_files import DETAIL_BITS, golden_decoded_amplitude, golden_maps
+
+    data = (GOLDEN / "detail_amplitude.mmsd").read_bytes()
+    assert detail_kind(data) == "amplitude" and data[5] == DETAIL_BITS
+    decoded = golden_decoded_amplitude()
+    cells, values = decode_detail(data, decoded)
+    with np.load(GOLDEN / "detail_amplitude_expected.npz") as z:
+        np.testing.assert_array_equal(cells, z["cells"])
+        np.testing.assert_array_equal(values, z["values"])
+    assert cells.sum() > 0
+    assert encode_detail(golden_maps(), decoded, DETAIL_BITS, kind="amplitude") == data
