@@ -194,6 +194,11 @@ def _check_07(r):
     # the model trained for lost indices loses less of CFAR F1 when 30 % of them are lost
     lossy, shipped = _finite(r, "f1_drop_30_lossy", "f1_drop_30_shipped")
     assert lossy < shipped
+    # section 8: 8 coarse codes cost fewer bits than 512; the detail layer cuts the target error
+    few, full = _finite(r, "bpe_coarse8", "bpe_coarse512")
+    assert few < full
+    before, after = _finite(r, "target_db_coarse8", "target_db_detail3")
+    assert after < before
 
 
 def _check_08(r):
