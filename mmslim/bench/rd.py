@@ -325,8 +325,14 @@ def reference_rows(data=None, checkpoint=None, frames=None, scenarios=("held-out
             val, radar = scenario_frames(scenario), SCENARIOS[scenario].radar
         sequences = np.char.add(val.subject.astype(str), val.sequence.astype(str))
         amp = val.amplitude
-        rows.append({"scenario": scenario, "kind": "amplitude", "codec": "texture-free reference",
-                     **distortion("amplitude", amp, texture_free(amp), amp, radar, sequences)})
+        rows.append(
+            {
+                "scenario": scenario,
+                "kind": "amplitude",
+                "codec": "texture-free reference",
+                **distortion("amplitude", amp, texture_free(amp), amp, radar, sequences),
+            }
+        )
     return rows
 
 

@@ -249,8 +249,10 @@ def _rd(args: argparse.Namespace) -> None:
         from mmslim.files import write_csv
 
         reference = rd.reference_rows(data, checkpoint, args.frames, scenarios)
-        print("\nnot a codec: the original's target cells and its floor's local mean (9 x 9, "
-              "dB), the best a decoder that draws no floor texture could do")
+        print(
+            "\nnot a codec: the original's target cells and its floor's local mean (9 x 9, "
+            "dB), the best a decoder that draws no floor texture could do"
+        )
         keys = ("scenario", "psnr_over_constant", "cfar_f1", "amp_mae_db_target", "amp_mae_db")
         print_table([{k: r[k] for k in keys} for r in reference])
         if args.out is not None:

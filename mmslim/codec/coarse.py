@@ -31,7 +31,9 @@ def coarse_latents(model, dataset: RadarFrames, stage: str, batch_size: int = 64
     rows = []
     with torch.no_grad():
         for i in range(0, len(maps), batch_size):
-            _, _, x_lo = model.split(maps[i : i + batch_size].to(dev), amps[i : i + batch_size].to(dev))
+            _, _, x_lo = model.split(
+                maps[i : i + batch_size].to(dev), amps[i : i + batch_size].to(dev)
+            )
             z = model.lo.latents(x_lo)  # (B, D, h, w)
             rows.append(z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).cpu())
     return torch.cat(rows)

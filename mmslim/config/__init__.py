@@ -130,7 +130,9 @@ class ModelConfig(_Config):
             )
         codes = tuple(int(c) for c in self.coarse_codes)  # a checkpoint's dict holds a list
         object.__setattr__(self, "coarse_codes", codes)
-        if codes and (list(codes) != sorted(set(codes)) or not 0 <= codes[0] <= codes[-1] < self.num_codes):
+        if codes and (
+            list(codes) != sorted(set(codes)) or not 0 <= codes[0] <= codes[-1] < self.num_codes
+        ):
             raise ValueError(
                 f"ModelConfig.coarse_codes = {codes!r}; give distinct codes in [0, "
                 f"{self.num_codes}) in ascending order (empty: every code)"

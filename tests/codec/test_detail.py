@@ -135,6 +135,7 @@ def test_error_levels_minimise_the_mean_absolute_error():
     levels = error_levels(errors, 2)
     np.testing.assert_allclose(levels, [np.median(errors[:300]), np.median(errors[300:])],
                                atol=0.05)  # fmt: skip
+
     # more levels never do worse, and no small move of a level does better
     def mae(lv):
         return np.abs(errors[:, None] - lv[None]).min(axis=1).mean()
@@ -166,7 +167,7 @@ def test_an_amplitude_layer_corrects_the_cells_near_the_peak(frames, bits):
     # every cell gets its nearest level: the error left is the distance to it
     left = np.abs(errors[:, None] - levels[None]).min(axis=1)
     np.testing.assert_allclose(np.abs(orig[cells] - values), left, atol=1e-4)
-    assert np.abs(orig[cells] - values).mean() < np.abs(errors).mean() / 2**(bits - 1) + 0.5
+    assert np.abs(orig[cells] - values).mean() < np.abs(errors).mean() / 2 ** (bits - 1) + 0.5
     # its size: header, 6 bytes per frame, the levels, the packed codes, the CRC
     assert len(data) == 16 + 6 * len(orig) + 4 * 2**bits + -(-int(cells.sum()) * bits // 8) + 4
 

@@ -453,7 +453,7 @@ def test_coarse_codes_restrict_the_senders_coarse_search(tiny_config):
     with torch.no_grad():
         _, _, x_lo = model.split(x)
         z = model.lo.latents(x_lo)  # (B, D, h, w)
-        dist = ((z[:, None] - model.lo.codewords()[list(codes)][None, :, :, None, None]) ** 2)
+        dist = (z[:, None] - model.lo.codewords()[list(codes)][None, :, :, None, None]) ** 2
         expected = torch.tensor(codes)[dist.sum(dim=2).argmin(dim=1)]  # brute force
         sent, out = restricted.encode(x), restricted(x)
         received = restricted.decode_indices(sent["indices_hi"], sent["indices_lo"])
