@@ -85,6 +85,13 @@ def test_errors_are_messages_not_tracebacks(tiny, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def read_indices(data: bytes, model) -> np.ndarray:
+    """The coarse indices of an .mmsl file (N, h, w)."""
+    from mmslim.codec.maps import decompress_maps
+
+    return decompress_maps(model, data)[1].indices_lo
+
+
 def test_a_gated_sender_from_a_trained_model(tiny, tmp_path):
     from mmslim.nn.sending import GATE_CODE
     from mmslim.training.checkpoint import load_model
@@ -109,6 +116,21 @@ def test_a_gated_sender_from_a_trained_model(tiny, tmp_path):
     assert main(["compress", str(tiny), str(mmsl), "--checkpoint", str(out)]) == 0
     assert main(["decompress", str(mmsl), str(npy), "--checkpoint", str(out)]) == 0
     assert np.load(npy).shape == (9, 224, 64)
+    # a few coarse codes: chosen on the training frames, kept with the gate, sent alone
+    few = tmp_path / "few" / "amplitude.pt"
+    assert main(["prior", "--checkpoint", str(out), "--data", str(tiny), "--coarse-codes", "3",
+                 "--out", str(few)]) == 0  # fmt: skip
+    sender, _ = load_model(few)
+    assert len(sender.config.coarse_codes) == 3 and sender.config.fine_gate == 0.99
+    assert main(["compress", str(tiny), str(mmsl), "--checkpoint", str(few)]) == 0
+    assert set(np.unique(read_indices(mmsl.read_bytes(), sender))) <= set(
+        sender.config.coarse_codes
+    )
+    assert main(["decompress", str(mmsl), str(npy), "--checkpoint", str(few)]) == 0
+    assert (
+        main(["prior", "--checkpoint", str(few), "--data", str(tiny), "--coarse-codes", "0"]) == 0
+    )
+    assert load_model(few)[0].config.coarse_codes == ()  # 0: every code again
 
 
 def test_phase_with_its_detail_layer(sample_frames, tmp_path, capsys):
