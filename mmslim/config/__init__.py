@@ -149,6 +149,14 @@ class ModelConfig(_Config):
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "quantizer": self.quantizer.to_dict()}
 
+    def without_sender_rules(self) -> ModelConfig:
+        """This config with the rules only a codec's sender applies reset: the detections rule
+        and the coarse codes (the fine gate stays: training gates too). They are chosen per
+        sender and per stage (coarse codes index one stage's codebook), so the phase stage does
+        not take them from the amplitude stage, and two configs that differ only in them
+        train alike."""
+        return dataclasses.replace(self, gate_detections=False, coarse_codes=())
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         """As :meth:`_Config.from_dict`; ``quantizer`` is a family config's dict, or, in dicts

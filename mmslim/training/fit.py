@@ -138,7 +138,7 @@ def _train(
     amp_state = None
     if stage == "phase":
         amp_state = distributed.run_on_main(_amplitude_state, amplitude_checkpoint, model_config)
-        model_config = ModelConfig.from_dict(amp_state["model_config"])
+        model_config = ModelConfig.from_dict(amp_state["model_config"]).without_sender_rules()
     mcfg = model_config or ModelConfig.preset("cpu-small")
     model = MMSlim(mcfg)
     if amp_state is not None:
@@ -353,7 +353,10 @@ def _amplitude_state(path: str | Path | None, model_config: ModelConfig | None) 
             "--amplitude-checkpoint DIR/amplitude.pt."
         )
     state = load_checkpoint(path, stage="amplitude")
-    if model_config is not None and not model_config.same_as(state["model_config"]):
+    trained = ModelConfig.from_dict(state["model_config"]).without_sender_rules()
+    if model_config is not None and not model_config.without_sender_rules().same_as(
+        trained.to_dict()
+    ):
         raise CheckpointError(
             f"{path} was trained with model config {state['model_config']}, which does not "
             f"match the one asked for ({model_config.to_dict()}). Use the same --preset as the "

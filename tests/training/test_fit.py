@@ -2,6 +2,8 @@
 exact resume through a learning-rate plateau, and the refusals. Checkpoint I/O itself is in
 ``test_checkpoint.py``, validation metrics in ``test_evaluate.py``."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -271,3 +273,20 @@ def test_init_from_weights_of_another_shape_is_refused(amp_run, frames, tmp_path
     with pytest.raises(CheckpointError, match="--init .* do not fit this model config"):
         train("amplitude", frames, tmp_path, other, _recipe(), init=amp_run.checkpoint,
               progress=False)  # fmt: skip
+
+
+def test_phase_takes_no_sender_rules_from_the_amplitude_stage(amp_run, frames, tmp_path):
+    from mmslim.training.checkpoint import save_checkpoint
+
+    state = load_checkpoint(amp_run.checkpoint, stage="amplitude")
+    model, _ = load_model(amp_run.checkpoint)
+    sender = model.with_fine_gate(0.5, detections=True).with_coarse_codes((1, 2, 3))
+    state = {**state, "model_config": sender.config.to_dict(), "model": sender.state_dict()}
+    amp = save_checkpoint(state, tmp_path / "sender" / "amplitude.pt")
+    gated = dataclasses.replace(SPREAD, fine_gate=0.5)  # the gate trains, so it must match
+    run = train("phase", frames, tmp_path / "phase", gated, _recipe(epochs=1, batch_size=2),
+                amplitude_checkpoint=amp, progress=False)  # fmt: skip
+    phase, _ = load_model(run.checkpoint)
+    # the amplitude's coarse codes index its own codebook; the detections rule is its sender's
+    assert phase.config.coarse_codes == () and not phase.config.gate_detections
+    assert phase.config.fine_gate == 0.5
