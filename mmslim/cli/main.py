@@ -393,6 +393,8 @@ def _compress(args) -> None:
     from mmslim.codec.maps import compress_maps
     from mmslim.codec.rate import rate_report
 
+    if args.detail_bits and not 1 <= args.detail_bits <= 8:  # before anything is written
+        raise ValueError(f"--detail-bits {args.detail_bits}: give 1 to 8 bits per cell")
     key = read_key(args)
     model, kind = load_stage_model(args.checkpoint)
     maps, amp = read_maps(args.input, kind, args.amplitude)

@@ -183,6 +183,10 @@ def test_amplitude_with_its_detail_layer(sample_frames, tmp_path, capsys):
     assert main(["compress", str(amp), str(amp_file), "--checkpoint", ckpt,
                  "--detail-bits", "3"]) == 0  # fmt: skip
     assert "detail layer ->" in capsys.readouterr().out
+    refused = tmp_path / "refused.mmsl"
+    assert main(["compress", str(amp), str(refused), "--checkpoint", ckpt,
+                 "--detail-bits", "9"]) != 0  # fmt: skip
+    assert "give 1 to 8 bits" in capsys.readouterr().err and not refused.exists()
     detail = tmp_path / "amp.mmsl.detail"
     plain, refined, smooth = (tmp_path / f"{k}.npy" for k in ("plain", "refined", "smooth"))
     assert main(["decompress", str(amp_file), str(plain), "--checkpoint", ckpt]) == 0
