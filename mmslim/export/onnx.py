@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from mmslim.export.graphs import Receiver, Sender, fine_reach
-from mmslim.export.runtime import CODEC_FILE
+from mmslim.export.runtime import CODEC_FILE, CODEC_FORMAT
 
 OPSET = 17  # ONNX opset of the exported graphs (ONNX Runtime >= 1.14 runs it)
 SENDER_IO = (("x", "mask_source", "also_sent"), ("indices_hi", "indices_lo"))
@@ -153,12 +153,12 @@ def export_onnx(
     """Write ``sender.onnx``, ``receiver.onnx`` and ``codec.json`` of ``model`` into
     ``out_dir``; returns their paths.
 
-    ``codec.json`` holds what files need besides the graphs: the model's fingerprint, the frame
-    shape and grid shapes, ``kind`` (the model's stage, ``"amplitude"`` or ``"phase"``, if
-    given), the fine decoder's reach in latent rows (:func:`mmslim.export.graphs.fine_reach`)
-    and the prior's counts and whether they were fitted (if not, only the ``"huffman"``
-    and ``"fixed"`` modes code). Each graph is checked with ``onnx.checker`` before it is
-    written.
+    ``codec.json`` holds its format (:data:`~mmslim.export.runtime.CODEC_FORMAT`) and what files
+    need besides the graphs: the model's fingerprint, the frame shape and grid shapes, ``kind``
+    (the model's stage, ``"amplitude"`` or ``"phase"``, if given), the fine decoder's reach in
+    latent rows (:func:`mmslim.export.graphs.fine_reach`), whether the sender takes detections,
+    and the prior's counts and whether they were fitted (if not, only the ``"huffman"`` and
+    ``"fixed"`` modes code). Each graph is checked with ``onnx.checker`` before it is written.
     """
     import onnx
 
@@ -173,6 +173,7 @@ def export_onnx(
         paths.append(path)
     prior = model.prior.tables()
     codec = {
+        "format": CODEC_FORMAT,
         "kind": kind,
         "frame_shape": list(shape),
         "grids": {b: list(s) for b, s in model.latent_shapes(*shape).items()},

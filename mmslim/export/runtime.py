@@ -17,6 +17,9 @@ import numpy as np
 
 BATCH_SIZE = 8  # frames per graph call: small, so memory stays flat (4 to 16 ran alike)
 CODEC_FILE = "codec.json"  # an exported folder's description beside its two graphs
+# codec.json's layout: 2 added "format", "fine_reach" and "gate_detections"; a folder without
+# "format" is 1 (those two absent, or written before the field existed, are read as such).
+CODEC_FORMAT = 2
 
 
 class Batches:
@@ -210,4 +213,4 @@ def _session(onnx_bytes: bytes, threads: int = 1):
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
-__all__ = ["BATCH_SIZE", "CODEC_FILE", "Batches", "OnnxGraphs"]
+__all__ = ["BATCH_SIZE", "CODEC_FILE", "CODEC_FORMAT", "Batches", "OnnxGraphs"]

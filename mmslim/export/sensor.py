@@ -27,7 +27,7 @@ import numpy as np
 
 from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.codec.tables import PriorTables
-from mmslim.export.runtime import CODEC_FILE, OnnxGraphs
+from mmslim.export.runtime import CODEC_FILE, CODEC_FORMAT, OnnxGraphs
 
 
 class ExportedCodec:
@@ -51,6 +51,11 @@ class ExportedCodec:
                 f"{folder} is not an exported codec ({Path(err.filename).name} is missing); "
                 "write one with `mmslim export --checkpoint CKPT --out FOLDER`"
             ) from None
+        if spec.get("format", 1) > CODEC_FORMAT:
+            raise ValueError(
+                f"{folder / CODEC_FILE} has format {spec['format']}, newer than this mmslim reads "
+                f"({CODEC_FORMAT}): update mmslim, or export the folder again with this one"
+            )
         self.kind: str | None = spec["kind"]
         self.frame_shape = tuple(spec["frame_shape"])
         self.grids = {branch: tuple(shape) for branch, shape in spec["grids"].items()}

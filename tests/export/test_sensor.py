@@ -14,6 +14,7 @@ from mmslim.codec.maps import compress_maps, decompress_maps
 from mmslim.codec.tables import PriorTables
 from mmslim.data.samples import sample_path
 from mmslim.export import ExportedCodec, export_onnx
+from mmslim.export.runtime import CODEC_FORMAT
 from mmslim.training.checkpoint import load_model
 
 
@@ -78,6 +79,15 @@ def test_refusals_name_the_fix(folder, maps, tmp_path):
     with pytest.raises(ValueError, match="prior was not fitted"):
         ExportedCodec(unfitted).compress(maps)
     assert ExportedCodec(unfitted).compress(maps[:2], mode="huffman")  # other modes still code
+    # a folder of a newer format is refused; one written before the format field still reads
+    assert spec["format"] == CODEC_FORMAT
+    (unfitted / "codec.json").write_text(json.dumps({**spec, "format": CODEC_FORMAT + 1}))
+    with pytest.raises(ValueError, match="update mmslim, or export the folder again"):
+        ExportedCodec(unfitted)
+    old = {k: v for k, v in spec.items() if k not in ("format", "fine_reach", "gate_detections")}
+    (unfitted / "codec.json").write_text(json.dumps(old))
+    decoded = ExportedCodec(unfitted).decompress(ExportedCodec(folder).compress(maps[:2]))
+    assert decoded.shape == (2, 224, 64)  # (and decoded whole, without the reach)
 
 
 def test_runs_without_importing_pytorch(folder, maps, tmp_path):
