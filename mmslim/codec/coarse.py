@@ -4,9 +4,9 @@ Why. The coarse branch draws what MaskNet leaves to it: the floor's level and it
 across range and Doppler. Trained with 512 codes, its encoder spreads the 56 latents of a frame
 over nearly all of them (about 7.7 bits a latent under the entropy prior), yet the floor's level
 needs far fewer: on the shipped amplitude model, 8 codes keep CFAR F1 and the target error as
-they were and the mean dB error within 0.2 dB, and the coarse grid's bits fall from about a third
-of the file to a tenth (``mmslim bench rd``, data_samples/README.md). Like the fine gate, this is
-a rule of the sender: the weights and the receiver are unchanged, and the prior is refit.
+they were and the mean dB error within 0.1 dB, and the coarse grid's bits fall from about a third
+of the file to about a seventh (``mmslim bench rd``, notebook 07 section 8). Like the fine gate,
+this is a rule of the sender: the weights and the receiver are unchanged, and the prior is refit.
 
 How. The coarse latents of the training frames (before quantization) are clustered with k-means
 (``count`` clusters, Lloyd's iteration from a seeded draw of latents); each cluster keeps the
