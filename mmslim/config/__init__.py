@@ -89,7 +89,8 @@ class ModelConfig(_Config):
     gate_detections: bool = False
     # The coarse codes the sender may choose (ascending; empty: all num_codes). The coarse grid
     # only draws the floor's level, and a handful of codes draw it as well as all 512 while
-    # costing 2-3 bits a latent instead of 8 (mmslim.codec.coarse): a sender rule, like the gate.
+    # costing about 3 bits a latent instead of 7.7 (mmslim.codec.coarse): a sender rule, like
+    # the gate.
     coarse_codes: tuple[int, ...] = ()
 
     _presets: ClassVar[dict[str, dict[str, Any]]] = {
