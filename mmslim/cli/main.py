@@ -4,7 +4,7 @@ mmslim info                      versions and the device that "auto" picks
 mmslim simulate --out DIR ...    simulated frames in the original folder layout (or .npz)
 mmslim train --stage ...         train the amplitude or the phase stage
 mmslim prior --checkpoint ...    refit a checkpoint's entropy prior
-mmslim compress|decompress|inspect   maps <-> .mmsl files (--backend torch or onnx)
+mmslim compress|decompress|inspect   maps <-> .mmsl files, detail layers (mmslim.cli.coding)
 mmslim export --checkpoint ...   sender.onnx, receiver.onnx, codec.json: a codec without PyTorch
 mmslim bench TARGET              figures: simulate, train, codec, rd, quantizers (mmslim.cli.bench)
 """
@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from mmslim.cli import bench
+from mmslim.cli import bench, coding
 from mmslim.cli.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -25,29 +25,13 @@ from mmslim.cli.errors import (
     describe_error,
     what_was_saved,
 )
-from mmslim.cli.files import (
-    load_stage_model,
-    read_file,
-    read_key,
-    read_maps,
-    write_file,
-)
 from mmslim.config import (
-    BACKENDS,
-    CODING_MODES,
-    FLOOR_MODES,
     MASK_HEADS,
     MASK_MODES,
     OBJECTIVES,
     PRESETS,
     SCENARIO_NAMES,
     STAGES,
-)
-from mmslim.data.dataset import FRAME_SHAPE
-
-KEY_HELP = (
-    "file holding the HMAC key (>= 16 secret bytes, same at both ends) that authenticates the "
-    "file against deliberate edits; make one with `head -c 32 /dev/urandom > link.key`"
 )
 
 
@@ -164,68 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="write here instead of over --checkpoint")
     s.set_defaults(func=_prior)
 
-    s = sub.add_parser("compress", help="compress maps into an .mmsl file")
-    s.add_argument("input", type=Path, help=".npy map(s), a data folder, or an .npz bundle")
-    s.add_argument("output", type=Path, help="the .mmsl file to write")
-    s.add_argument("--checkpoint", required=True, type=Path, help="amplitude.pt or phase.pt")
-    s.add_argument("--mode", default="ans", choices=CODING_MODES)
-    s.add_argument("--amplitude", type=Path, help="amplitude .npy for a phase .npy input")
-    s.add_argument("--key-file", type=Path, help=KEY_HELP)
-    s.add_argument("--first-sequence", type=int, default=0, help="number of the first frame")
-    s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the sender")
-    _detail_arguments(s, "with --detail-bits, the amplitude file these frames go with")
-    s.add_argument(
-        "--detail-bits", type=int, default=0, metavar="B",
-        help="also write OUTPUT.detail, the detail layer of the strongest cells at B bits each "
-             "(mmslim.codec.detail): their amplitude's error, or their phase (a phase model "
-             "needs --amplitude-file and --amplitude-checkpoint)",
-    )  # fmt: skip
-    s.set_defaults(func=_compress)
-
-    s = sub.add_parser("decompress", help="decode an .mmsl file to an .npy (N, H, W)")
-    s.add_argument("input", type=Path)
-    s.add_argument("output", type=Path)
-    s.add_argument("--checkpoint", required=True, type=Path, help="the model that wrote it")
-    s.add_argument("--key-file", type=Path, help=KEY_HELP)
-    s.add_argument(
-        "--frame-shape",
-        nargs=2,
-        type=int,
-        default=list(FRAME_SHAPE),
-        metavar=("H", "W"),
-        help="frame size to expect (default %(default)s); other files are refused",
-    )
-    s.add_argument(
-        "--first-sequence",
-        type=int,
-        help="refuse a file that does not start at this frame number (the previous file's "
-        "first sequence + its frames): reveals frames lost between files",
-    )
-    s.add_argument(
-        "--floor",
-        default="none",
-        choices=FLOOR_MODES,
-        help="amplitude maps' noise floor: as decoded (default), its local median (smooth), "
-        "or that plus seeded noise texture (noise)",
-    )
-    s.add_argument("--backend", default="torch", choices=BACKENDS, help="runs the receiver")
-    _detail_arguments(s, "with --detail, the amplitude file of the same frames")
-    s.add_argument(
-        "--detail", type=Path, metavar="FILE",
-        help="the detail layer written beside the file (compress --detail-bits); a phase "
-             "file's needs --amplitude-file and --amplitude-checkpoint",
-    )  # fmt: skip
-    s.set_defaults(func=_decompress)
-
-    s = sub.add_parser("export", help="sender.onnx, receiver.onnx and codec.json of a checkpoint")
-    s.add_argument("--checkpoint", required=True, type=Path, help="amplitude.pt or phase.pt")
-    s.add_argument("--out", required=True, type=Path, help="folder for the exported codec")
-    s.set_defaults(func=_export)
-
-    s = sub.add_parser("inspect", help="header, frame count, bits per element, ratios")
-    s.add_argument("input", type=Path)
-    s.set_defaults(func=_inspect)
-
+    coding.add_parsers(sub)
     bench.add_parser(sub)
     return p
 
@@ -356,172 +279,6 @@ def _prior(args) -> None:
     out = args.out or args.checkpoint
     save_checkpoint({**state, "model": model.state_dict()}, out)
     print(f"prior of {len(state['split']['train'])} training subjects stored in {out}")
-
-
-def _detail_arguments(s, file_help: str) -> None:
-    s.add_argument("--amplitude-file", type=Path, help=f"{file_help} (.mmsl)")
-    s.add_argument(
-        "--amplitude-checkpoint", type=Path, help="the amplitude model that wrote --amplitude-file"
-    )
-
-
-def _decoded_amplitude(args, frames: int, frame_shape, key):
-    """The amplitude a receiver decodes from ``--amplitude-file``: what the phase detail layer's
-    cells are chosen on, at both ends (``floor="none"``)."""
-    from mmslim.codec.maps import decompress_maps
-
-    if args.amplitude_file is None or args.amplitude_checkpoint is None:
-        raise ValueError(
-            "the phase detail layer chooses its cells on the decoded amplitude: pass "
-            "--amplitude-file (the .mmsl of the same frames) and --amplitude-checkpoint"
-        )
-    model, kind = load_stage_model(args.amplitude_checkpoint)
-    if kind != "amplitude":
-        raise ValueError(f"--amplitude-checkpoint {args.amplitude_checkpoint} is a {kind} model")
-    data = read_file(args.amplitude_file, ".mmsl file")
-    amp_hat, _ = decompress_maps(model, data, kind="amplitude", frame_shape=tuple(frame_shape),
-                                 key=key)  # fmt: skip
-    if len(amp_hat) != frames:
-        raise ValueError(
-            f"--amplitude-file holds {len(amp_hat)} frames, the phase {frames}: pass the "
-            "amplitude file of the same frames"
-        )
-    return amp_hat
-
-
-def _compress(args) -> None:
-    from mmslim.codec.maps import compress_maps
-    from mmslim.codec.rate import rate_report
-
-    if args.detail_bits and not 1 <= args.detail_bits <= 8:  # before anything is written
-        raise ValueError(f"--detail-bits {args.detail_bits}: give 1 to 8 bits per cell")
-    key = read_key(args)
-    model, kind = load_stage_model(args.checkpoint)
-    maps, amp = read_maps(args.input, kind, args.amplitude)
-    amp_hat = None
-    if args.detail_bits and kind == "phase":  # before anything is written: a missing amplitude
-        amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)  # file stops here
-    data = compress_maps(
-        model,
-        maps,
-        kind,
-        args.mode,
-        amp,
-        progress=True,
-        key=key,
-        first_sequence=args.first_sequence,
-        backend=args.backend,
-    )
-    write_file(args.output, data)
-    r = rate_report(data, maps.size)
-    print(
-        f"{len(maps)} {kind} frame(s) -> {args.output} ({len(data)} bytes): "
-        f"{r.bits_per_element:.4f} bits/element, {r.ratio_vs_float32:.1f}x vs float32"
-    )
-    if args.detail_bits:
-        from mmslim.codec.detail import encode_detail
-        from mmslim.codec.maps import decompress_maps
-
-        if kind == "amplitude":  # the cells are chosen on what the receiver will decode
-            amp_hat = decompress_maps(model, data, kind=kind, frame_shape=maps.shape[1:],
-                                      key=key)[0]  # fmt: skip
-        detail = encode_detail(maps, amp_hat, args.detail_bits, kind=kind)
-        path = Path(f"{args.output}.detail")
-        write_file(path, detail)
-        both = 8 * (len(data) + len(detail)) / maps.size
-        print(f"detail layer -> {path} ({len(detail)} bytes): {both:.4f} bits/element with it")
-
-
-def _decompress(args) -> None:
-    import io
-
-    import numpy as np
-
-    from mmslim.codec.maps import decompress_maps
-
-    key = read_key(args)
-    data = read_file(args.input, ".mmsl file")
-    if args.output.is_dir():
-        raise ValueError(f"{args.output} is a folder; pass the name of the .npy file to write")
-    model, kind = load_stage_model(args.checkpoint)
-    detail = None
-    if args.detail is not None:  # a layer of the other kind is refused before decoding
-        from mmslim.codec.detail import detail_kind
-
-        detail = read_file(args.detail, "detail layer")
-        if detail_kind(detail) != kind:
-            raise ValueError(
-                f"{args.detail} is a {detail_kind(detail)} detail layer and {args.input} a "
-                f"{kind} file: pass the layer written beside this file"
-            )
-    floor = "none" if detail is not None else args.floor  # the layer's cells are chosen on it
-    maps, decoded = decompress_maps(
-        model,
-        data,
-        progress=True,
-        kind=kind,
-        frame_shape=tuple(args.frame_shape),
-        key=key,
-        first_sequence=args.first_sequence,
-        floor=floor,
-        backend=args.backend,
-    )
-    if detail is not None and kind == "phase":
-        from mmslim.codec.detail import refine_phase
-
-        amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
-        maps = refine_phase(maps, detail, amp_hat)
-    elif detail is not None:
-        from mmslim.codec.detail import refine_amplitude
-        from mmslim.codec.floor import restore_floor, seed_of
-
-        maps = refine_amplitude(maps, detail)
-        if args.floor != "none":  # drawn after the layer, on the refined map
-            maps = restore_floor(maps, args.floor, seed_of(data))
-    output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
-    buffer = io.BytesIO()
-    np.save(buffer, maps)
-    write_file(output, buffer.getvalue())
-    first, n = decoded.header.first_sequence, len(maps)
-    numbers = f"numbered {first} to {first + n - 1}" if n else "none"
-    print(f"{n} {decoded.kind} frame(s) of {maps.shape[1:]} ({numbers}) -> {output}")
-
-
-def _export(args) -> None:
-    from mmslim.export.onnx import export_onnx
-
-    model, kind = load_stage_model(args.checkpoint)
-    for path in export_onnx(model, args.out, kind=kind):
-        print(f"{kind} {path.stem}: {path} ({path.stat().st_size} bytes)")
-
-
-def _inspect(args) -> None:
-    from mmslim.codec import rate_report, read_header
-
-    data = read_file(args.input, ".mmsl file")
-    h = read_header(data)
-    height, width = h.frame_shape
-    elements = h.num_frames * height * width  # 0: no frames, or a frame size not recorded
-    r = rate_report(data, max(1, elements))
-    tag = "HMAC-SHA256 tag (verified on decode, with --key-file)" if h.tagged else "none"
-    size = f"{height} x {width}" if height else "a size not recorded"
-    print(f"file          {args.input} ({len(data)} bytes, format v{h.version})")
-    print(f"kind, mode    {h.kind}, {h.mode}")
-    print(f"model         {h.fingerprint.hex()}")
-    print(f"frames        {h.num_frames} of {size}, first sequence {h.first_sequence}")
-    print(f"index grids   hi {h.shape_hi}, lo {h.shape_lo}, K = {h.num_codes}")
-    if elements:
-        fixed = r.fixed_bits_per_element
-        print(f"bits/element  {r.bits_per_element:.4f}  (fixed-length: {fixed:.4f})")
-        print(
-            f"ratio         {r.ratio_vs_float32:.1f}x vs float32, {r.ratio_vs_int16:.1f}x vs int16"
-        )
-    print(f"bits/index    {r.bits_per_index:.4f}")
-    print(f"authenticated {tag}")
-    print(
-        f"bytes         header+tag+crc {r.header_bytes}, side info {r.side_bytes}, "
-        f"framing {r.framing_bytes}, payload {r.payload_bytes}"
-    )
 
 
 if __name__ == "__main__":
