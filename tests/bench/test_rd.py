@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmslim.bench import ablations, baselines, rd
+from mmslim.bench import ablations, baselines, methods, rd
 from mmslim.cli.main import main
 from mmslim.codec.maps import compress_maps, decompress_maps, fit_prior
 from mmslim.codec.rate import rate_report
@@ -58,7 +58,8 @@ def test_every_codec_rate_comes_from_its_bytes(name, frames):
     # The container costs what mmSlim's does: 44-byte header + CRC, and per frame a 2-byte
     # sequence number, 8 bytes side info and a 4-byte length; the rest is the codec's strings.
     assert len(data) == 48 + 3 * (2 + 8 + 4) + sum(len(s) for s in strings)
-    row = rd.run_method(rd.classical_methods([codec])[0], "amplitude", frames.select(slice(0, 3)))
+    method = methods.classical_methods([codec])[0]
+    row = rd.run_method(method, "amplitude", frames.select(slice(0, 3)))
     assert row["bits_per_element"] == 8 * row["bytes"] / maps.size
     recon = baselines.decompress(data)
     assert recon.shape == maps.shape and recon.dtype == np.float32
@@ -193,7 +194,7 @@ def test_bench_runs_end_to_end(tmp_path, frames, capsys):
     n_settings = sum(len(c.settings) for c in baselines.CODECS.values())
     # per kind: mmSlim, one ablation, every setting; amplitude also mmSlim's other two floors,
     # and mmSlim with the detail layer at each of its bit depths
-    details = sum(len(bits) for bits in rd.DETAIL_BITS.values())
+    details = sum(len(bits) for bits in methods.DETAIL_BITS.values())
     assert len(rows) == 2 * (2 + n_settings) + 2 + details
     for row in rows:
         assert int(row["frames"]) == 3
@@ -232,7 +233,7 @@ def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, 
     )  # fmt: skip
     assert {r["scenario"] for r in rows} == {"lab77"}
     floors = ["mmslim", "mmslim floor=smooth", "mmslim floor=noise"]
-    details = ["mmslim"] * len(rd.DETAIL_BITS["amplitude"])  # with the amplitude detail layer
+    details = ["mmslim"] * len(methods.DETAIL_BITS["amplitude"])  # with the amplitude detail layer
     assert [r["codec"] for r in rows] == floors + details + ["sparse"] * len(sparse[0].settings)
     assert [r["setting"].split()[-1] for r in rows[3:6]] == ["detail=2b@43dB", "detail=3b@43dB",
                                                              "detail=4b@43dB"]  # fmt: skip
