@@ -129,8 +129,7 @@ class MMSlim(nn.Module):
         """The coarse branch's output dict; for ``mask="none"`` the branch is skipped and this
         gives zeros: ``x_hat`` (B, 1, H, W), ``indices`` (B, H/16, W/16), a zero VQ loss."""
         if self.config.mask != "none":
-            allowed = self.coarse_allowed()
-            return self.lo(x_lo) if allowed is None else self.lo(x_lo, allowed=allowed)
+            return self.lo(x_lo, allowed=self.coarse_allowed())
         b, _, h, w = x_lo.shape
         f = self.lo.downsample
         indices = torch.zeros(b, h // f, w // f, dtype=torch.int64, device=x_lo.device)

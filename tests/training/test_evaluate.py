@@ -40,7 +40,7 @@ class KnownBranch(nn.Module):
         self.gain = nn.Parameter(torch.ones(()))  # the model's only parameter: sets the device
         self.loss, self.calls = loss, 0
 
-    def forward(self, x: torch.Tensor, sent=None, lost=None) -> dict:  # Branch's signature
+    def forward(self, x: torch.Tensor, sent=None, lost=None, allowed=None) -> dict:  # Branch's
         b, _, h, w = x.shape
         f = self.downsample
         codes = self.used * self.calls + torch.arange(h // f * w // f) % self.used  # (h/f * w/f,)
