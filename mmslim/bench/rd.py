@@ -121,7 +121,6 @@ def run_method(
     recon = method.decompress(data)
     t2 = time.perf_counter()
     bpe = 8 * len(data) / maps.size
-    sequences = np.char.add(frames.subject.astype(str), frames.sequence.astype(str))
     return {
         "kind": kind,
         "codec": method.codec,
@@ -132,7 +131,7 @@ def run_method(
         "bits_per_element": bpe,
         "ratio_f32": 32 / bpe,
         "ratio_i16": 16 / bpe,
-        **distortion(kind, maps, recon, amp, radar, sequences),
+        **distortion(kind, maps, recon, amp, radar, _sequences(frames)),
         "enc_fps": len(maps) / (t1 - t0),
         "dec_fps": len(maps) / (t2 - t1),
     }
@@ -195,41 +194,49 @@ def texture_free(orig: np.ndarray, target_db: float = 40.0, size: int = 9) -> np
     """Not a codec: the best a decoder that draws no floor texture could return. The original
     (N, H, W) dB on its target region (cells within ``target_db`` of each frame's peak) and,
     elsewhere, the floor's local mean in dB (a ``size`` x ``size`` box, Doppler wrapping round,
-    range mirrored). Its PSNR over a constant map bounds what any texture-free codec reaches."""
+    range mirrored). Its PSNR over a constant map is about the most a texture-free codec reaches."""
     from scipy import ndimage
 
     orig = np.asarray(orig, np.float32)
-    h = size // 2
-    padded = np.pad(np.pad(orig, ((0, 0), (h, h), (0, 0)), mode="wrap"),
-                    ((0, 0), (0, 0), (h, h)), mode="reflect")  # fmt: skip
-    local = ndimage.uniform_filter(padded, size=(1, size, size))[:, h:-h, h:-h]
+    # per axis: frames apart; Doppler wraps round (the FFT is circular); range mirrored
+    local = ndimage.uniform_filter(orig, size=(1, size, size), mode=("nearest", "wrap", "mirror"))
     return np.where(radar_metrics.target_region(orig, target_db), orig, local).astype(np.float32)
 
 
 def reference_rows(data=None, checkpoint=None, frames=None, scenarios=("held-out",)) -> list[dict]:
     """The amplitude distortions of :func:`texture_free` on the frames :func:`run_rd` measures
     (same arguments): one row per scenario (no rate: nothing is coded)."""
+    split_from = next(iter(find_checkpoints(checkpoint).values())) if checkpoint else None
     rows = []
+    for scenario, (val, radar) in scenario_sets(data, split_from, frames, scenarios).items():
+        amp = val.amplitude
+        reference = distortion("amplitude", amp, texture_free(amp), amp, radar, _sequences(val))
+        rows.append({"scenario": scenario, "kind": "amplitude", "codec": "texture-free reference",
+                     **reference})  # fmt: skip
+    return rows
+
+
+def scenario_sets(
+    data, split_from, frames: int | None, scenarios
+) -> dict[str, tuple[FrameSet, RadarConfig]]:
+    """``{scenario: (frames, radar)}``: ``"held-out"`` is the validation walkers of ``data``
+    (default: the shipped sample) in the split of checkpoint ``split_from``, at most ``frames``
+    of them; any other name is that simulator scenario's frames (:func:`scenario_frames`)."""
+    sets = {}
     for scenario in scenarios:
         if scenario == "held-out":
             fs = load_frames(data or sample_path("sample.npz"), expected_shape=None)
-            first = find_checkpoints(checkpoint).get("amplitude") if checkpoint else None
-            val, radar = validation_frames(fs, first, frames), RadarConfig()
+            sets[scenario] = (validation_frames(fs, split_from, frames), RadarConfig())
         else:
             from mmslim.data.simulator import SCENARIOS
 
-            val, radar = scenario_frames(scenario), SCENARIOS[scenario].radar
-        sequences = np.char.add(val.subject.astype(str), val.sequence.astype(str))
-        amp = val.amplitude
-        rows.append(
-            {
-                "scenario": scenario,
-                "kind": "amplitude",
-                "codec": "texture-free reference",
-                **distortion("amplitude", amp, texture_free(amp), amp, radar, sequences),
-            }
-        )
-    return rows
+            sets[scenario] = (scenario_frames(scenario), SCENARIOS[scenario].radar)
+    return sets
+
+
+def _sequences(frames: FrameSet) -> np.ndarray:
+    """(N,) labels of consecutive frames: subject and sequence (the gait cadence's runs)."""
+    return np.char.add(frames.subject.astype(str), frames.sequence.astype(str))
 
 
 def _learned(checkpoint, ablations, operating_points) -> list[tuple[str, str, dict]]:
@@ -247,16 +254,7 @@ def _learned(checkpoint, ablations, operating_points) -> list[tuple[str, str, di
 def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios, points):
     ablations = Path(ablations) if ablations else sample_path("ablations")
     learned = _learned(checkpoint, ablations, points)
-    sets = {}
-    for scenario in scenarios:
-        if scenario == "held-out":
-            fs = load_frames(data or sample_path("sample.npz"), expected_shape=None)
-            first = next(iter(learned[0][2].values()), None)
-            sets[scenario] = (validation_frames(fs, first, frames), RadarConfig())
-        else:
-            from mmslim.data.simulator import SCENARIOS
-
-            sets[scenario] = (scenario_frames(scenario), SCENARIOS[scenario].radar)
+    sets = scenario_sets(data, next(iter(learned[0][2].values()), None), frames, scenarios)
     rows = []
     for scenario, (val, radar) in sets.items():
         for kind in kinds:
