@@ -27,11 +27,11 @@ decoded amplitude differs by float rounding (another backend: about 1e-4 dB) sel
 cells; the count of cells is sent too, and a receiver that selects another count refuses the
 layer (it was decoded with another model or floor).
 
-Layout, version 1 (integers little-endian)::
+Layout, version 2 (integers little-endian)::
 
     offset   size            field
     0        4               magic b"MMSD"
-    4        1               version, 1
+    4        1               version, 2 (1: phase layers only, byte 6 zero; still read)
     5        1               bits per cell, 1..8
     6        1               kind: 0 phase, 1 amplitude
     7        1               reserved, zero
@@ -43,10 +43,10 @@ Layout, version 1 (integers little-endian)::
                              frames in order, cells in row-major order within a frame
     end - 4  4               CRC32 of every byte before it
 
-(Byte 6 was reserved and zero before amplitude layers existed: every earlier file is a phase
-layer of this layout.) The codes are packed, not entropy coded: they are close to uniform
-(measured 3.9 bits of entropy per 4-bit phase code, 3.97 per 4-bit amplitude code on the
-sample), so a coder would save 1 to 3 %.
+(Version 1 had byte 6 reserved and zero, and was phase only: a version-1 file is a phase layer
+of this layout, and a version-1 reader refuses a version-2 file.) The codes are packed, not
+entropy coded: they are close to uniform (measured 3.9 bits of entropy per 4-bit phase code,
+3.97 per 4-bit amplitude code on the sample), so a coder would save 1 to 3 %.
 
 Cost on the sample's held-out frames (``mmslim bench rd``): see the README; numpy only.
 """
@@ -61,7 +61,8 @@ import numpy as np
 from mmslim.codec.frames import BitstreamError
 
 MAGIC = b"MMSD"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # versions decoded: 1 (phase only) and this one
 KINDS = ("phase", "amplitude")  # the kind byte's values, in order
 HEAD = struct.Struct("<4sBBBBIHH")  # magic, version, bits, kind, reserved, N, H, W
 FRAME = struct.Struct("<fH")  # threshold (dB), cells
@@ -172,8 +173,10 @@ def decode_detail(data: bytes, amplitude_hat: np.ndarray) -> tuple[np.ndarray, n
     if zlib.crc32(data[: -CRC.size]) != CRC.unpack(data[-CRC.size :])[0]:
         raise BitstreamError("the detail layer's CRC does not match: it is damaged", "checksum")
     magic, version, bits, kind, reserved, n, h, w = HEAD.unpack_from(data)
-    if magic != MAGIC or version != VERSION or reserved or kind >= len(KINDS) or not 1 <= bits <= 8:
-        raise BitstreamError("not a version-1 detail layer (magic, version, kind or bits)", "head")
+    known_kind = kind < len(KINDS) and (version == VERSION or KINDS[kind] == "phase")
+    if magic != MAGIC or version not in READS or reserved or not known_kind or not 1 <= bits <= 8:
+        raise BitstreamError("not a detail layer this version reads (magic, version, kind or "
+                             "bits)", "head")  # fmt: skip
     if amplitude_hat.shape != (n, h, w):
         raise BitstreamError(
             f"the layer is for {n} frames of {h} x {w}, the amplitude given is "

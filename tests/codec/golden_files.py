@@ -82,7 +82,8 @@ def golden_decoded_amplitude() -> np.ndarray:
 
 def regenerate_detail(folder: Path = GOLDEN) -> None:
     """Write ``detail.mmsd`` (phase) and ``detail_amplitude.mmsd`` with their expected cells and
-    values (``detail_expected.npz``, ``detail_amplitude_expected.npz``) into ``folder``."""
+    values (``detail_expected.npz``, ``detail_amplitude_expected.npz``) into ``folder``.
+    (``detail_v1.mmsd``, the same phase layer in version 1, is kept as it was written.)"""
     amplitude, phase = golden_maps(), golden_maps("phase")
     layers = {
         "detail": (encode_detail(phase, amplitude, DETAIL_BITS), amplitude),

@@ -91,3 +91,24 @@ def test_golden_detail_layers_decode_and_encode_again_byte_for_byte(name, kind):
         np.testing.assert_array_equal(values, z["values"])
     assert cells.sum() > 0
     assert encode_detail(golden_maps(kind), decoded, DETAIL_BITS, kind=kind) == data
+
+
+def test_a_version_1_phase_layer_still_decodes_and_version_1_had_no_amplitude_layers():
+    import struct
+    import zlib
+
+    from mmslim.codec import BitstreamError
+    from mmslim.codec.detail import decode_detail
+    from tests.codec.golden_files import golden_maps
+
+    data = (GOLDEN / "detail_v1.mmsd").read_bytes()  # written before amplitude layers existed
+    assert data[4] == 1 and data[6] == 0
+    cells, values = decode_detail(data, golden_maps())
+    with np.load(GOLDEN / "detail_expected.npz") as z:  # the version-2 file's cells and values
+        np.testing.assert_array_equal(cells, z["cells"])
+        np.testing.assert_array_equal(values, z["values"])
+    claims = bytearray(data[:-4])
+    claims[6] = 1  # an amplitude layer in version 1, with a valid CRC
+    claims += struct.pack("<I", zlib.crc32(claims))
+    with pytest.raises(BitstreamError, match="version reads"):
+        decode_detail(bytes(claims), golden_maps())
