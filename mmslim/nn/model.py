@@ -231,18 +231,18 @@ class MMSlim(nn.Module):
         with ANS: the gate changes the codes' frequencies."""
         if detections is None:
             detections = self.config.gate_detections and level > 0
-        config = dataclasses.replace(self.config, fine_gate=level, gate_detections=detections)
-        gated = MMSlim(config)
-        gated.load_state_dict(self.state_dict())
-        device = next(self.parameters()).device
-        return gated.to(device).train(self.training)
+        return self._sender(fine_gate=level, gate_detections=detections)
 
     def with_coarse_codes(self, codes) -> MMSlim:
         """A copy of this model (weights, prior, train/eval mode) whose sender chooses among the
         coarse ``codes`` only (``ModelConfig.coarse_codes``; empty: all of them; see
         :func:`mmslim.codec.coarse.choose_coarse_codes`). Refit its prior before coding with ANS."""
-        config = dataclasses.replace(self.config, coarse_codes=tuple(sorted(int(c) for c in codes)))
-        copy = MMSlim(config)
+        return self._sender(coarse_codes=tuple(sorted(int(c) for c in codes)))
+
+    def _sender(self, **rules) -> MMSlim:
+        """A copy of this model (weights, prior, device, train/eval mode) with the config fields
+        ``rules`` replaced: another sender of the same weights."""
+        copy = MMSlim(dataclasses.replace(self.config, **rules))
         copy.load_state_dict(self.state_dict())
         device = next(self.parameters()).device
         return copy.to(device).train(self.training)
