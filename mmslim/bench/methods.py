@@ -5,6 +5,8 @@ decompress calls on maps in physical units.
   :func:`~mmslim.codec.maps.compress_maps`, then :func:`~mmslim.codec.maps.decompress_maps`);
 - :func:`detail_method`: the same with a detail layer beside the file (:mod:`mmslim.codec.detail`),
   its bytes counted;
+- :func:`floor_method`: amplitude with a detail layer and a floor layer
+  (:mod:`mmslim.codec.floor_layer`: the floor's level, or level and texture), all bytes counted;
 - :func:`classical_methods`: every codec of :data:`mmslim.bench.baselines.CODECS` at every setting
   of its sweep.
 """
@@ -22,6 +24,9 @@ from mmslim.data.dataset import FRAME_SHAPE
 
 # Bits per cell of the detail layers, one operating point each.
 DETAIL_BITS = {"amplitude": (2, 3, 4), "phase": (3, 4, 5)}
+# Texture steps (dB) of the floor layers drawn beside a 3-bit amplitude detail layer; 0: the
+# floor's level only.
+FLOOR_STEPS = (0.0, 16.0, 13.0)
 
 
 @dataclass
@@ -72,9 +77,10 @@ class WithDetail:
     file: bytes
     detail: bytes
     amplitude_hat: np.ndarray  # (N, H, W) dB, floor="none"
+    floor: bytes = b""  # a floor layer (amplitude only)
 
     def __len__(self) -> int:
-        return len(self.file) + len(self.detail)
+        return len(self.file) + len(self.detail) + len(self.floor)
 
 
 def detail_method(
@@ -110,6 +116,28 @@ def detail_method(
     return Method(name, "mmslim", setting, enc, dec)
 
 
+def floor_method(
+    name: str, model, texture_step: float, detail_bits: int = 3, frame_shape=FRAME_SHAPE
+) -> Method:
+    """mmSlim's amplitude codec with an amplitude detail layer of ``detail_bits`` bits and a floor
+    layer (:mod:`mmslim.codec.floor_layer`) of ``texture_step`` dB (0: level only)."""
+    from mmslim.codec.floor_layer import encode_floor, refine_floor
+
+    detail = detail_method(name, model, model, detail_bits, frame_shape=frame_shape,
+                           kind="amplitude")  # fmt: skip
+
+    def enc(maps, amp):
+        sent = detail.compress(maps, amp)
+        sent.floor = encode_floor(maps, sent.amplitude_hat, texture_step)
+        return sent
+
+    def dec(sent: WithDetail):
+        return refine_floor(detail.decompress(sent), sent.floor, sent.amplitude_hat)
+
+    floor = f"texture {texture_step:g} dB" if texture_step else "level"
+    return Method(name, "mmslim", f"{detail.setting} floor-layer={floor}", enc, dec)
+
+
 def classical_methods(codecs=None) -> list[Method]:
     out = []
     for codec in codecs or baselines.CODECS.values():
@@ -123,9 +151,11 @@ def classical_methods(codecs=None) -> list[Method]:
 
 __all__ = [
     "DETAIL_BITS",
+    "FLOOR_STEPS",
     "Method",
     "WithDetail",
     "classical_methods",
     "detail_method",
+    "floor_method",
     "model_method",
 ]

@@ -12,6 +12,9 @@ engineer asks: at the same number of bits, does mmSlim keep more of what matters
   (:mod:`mmslim.codec.detail`): the phase of the strongest cells, or the error of their decoded
   amplitude, at :data:`DETAIL_BITS` bits per cell: more operating points of mmSlim's curves, the
   layer's bytes counted in their rate.
+- **Floor layers**: the main amplitude model with a 3-bit detail layer and a floor layer
+  (:mod:`mmslim.codec.floor_layer`) at each of :data:`FLOOR_STEPS`: the floor's level alone, then
+  its texture at coarser to finer steps (what PSNR and SSIM reward, at a price).
 - **Rate**: ``8 len(file)`` over the number of map values (bits per element), and the ratios to
   float32 and int16; every method pays the same container, side info and framing (see
   :mod:`mmslim.bench.baselines`).
@@ -35,7 +38,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmslim.bench.methods import DETAIL_BITS, Method, classical_methods, detail_method, model_method
+from mmslim.bench.methods import (
+    DETAIL_BITS,
+    FLOOR_STEPS,
+    Method,
+    classical_methods,
+    detail_method,
+    floor_method,
+    model_method,
+)
 from mmslim.config import KINDS
 from mmslim.data.dataset import FrameSet, load_frames, normalize, split_subjects
 from mmslim.data.radar import RadarConfig
@@ -281,6 +292,10 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
                             name, model, amplitude_model, bits,
                             frame_shape=val.amplitude.shape[1:], kind=kind,
                         ))  # fmt: skip
+                if i == 0 and kind == "amplitude":  # the floor layers, beside a detail layer
+                    for step in FLOOR_STEPS:
+                        methods.append(floor_method(name, model, step,
+                                                    frame_shape=val.amplitude.shape[1:]))  # fmt: skip
             for method in methods + classical_methods(codecs):
                 rows.append({"scenario": scenario, **run_method(method, kind, val, radar)})
                 if progress:

@@ -193,9 +193,9 @@ def test_bench_runs_end_to_end(tmp_path, frames, capsys):
         rows = list(csv.DictReader(f))
     n_settings = sum(len(c.settings) for c in baselines.CODECS.values())
     # per kind: mmSlim, one ablation, every setting; amplitude also mmSlim's other two floors,
-    # and mmSlim with the detail layer at each of its bit depths
+    # mmSlim with the detail layer at each of its bit depths, and with each floor layer
     details = sum(len(bits) for bits in methods.DETAIL_BITS.values())
-    assert len(rows) == 2 * (2 + n_settings) + 2 + details
+    assert len(rows) == 2 * (2 + n_settings) + 2 + details + len(methods.FLOOR_STEPS)
     for row in rows:
         assert int(row["frames"]) == 3
         assert float(row["bits_per_element"]) == pytest.approx(
@@ -234,9 +234,14 @@ def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, 
     assert {r["scenario"] for r in rows} == {"lab77"}
     floors = ["mmslim", "mmslim floor=smooth", "mmslim floor=noise"]
     details = ["mmslim"] * len(methods.DETAIL_BITS["amplitude"])  # with the amplitude detail layer
-    assert [r["codec"] for r in rows] == floors + details + ["sparse"] * len(sparse[0].settings)
+    layers = ["mmslim"] * len(methods.FLOOR_STEPS)  # and with a floor layer
+    sparse_rows = ["sparse"] * len(sparse[0].settings)
+    assert [r["codec"] for r in rows] == floors + details + layers + sparse_rows
     assert [r["setting"].split()[-1] for r in rows[3:6]] == ["detail=2b@43dB", "detail=3b@43dB",
                                                              "detail=4b@43dB"]  # fmt: skip
+    assert [r["setting"].split("floor-layer=")[-1] for r in rows[6:9]] == [
+        "level", "texture 16 dB", "texture 13 dB"
+    ]
     lab = rd.scenario_frames("lab77")
     assert lab.amplitude.shape[1:] == (256, 64)  # the other radar's 256 chirps
     assert all(r["bits_per_element"] == 8 * r["bytes"] / lab.amplitude.size for r in rows)

@@ -12,10 +12,14 @@ It also holds a phase detail layer (:mod:`mmslim.codec.detail`, format version 1
 frames, ``detail.mmsd``, with the cells and values it decodes to in ``detail_expected.npz``
 (the amplitude that chooses its cells is the golden maps themselves).
 
+And a floor layer (:mod:`mmslim.codec.floor_layer`, with texture) of the same frames,
+``floor.mmsf``, with the maps it decodes to in ``floor_expected.npz``.
+
 Regenerate only on purpose (a new format version), then commit the folder::
 
     PYTHONPATH=. python -m tests.codec.golden_files          # the .mmsl files and the model
-    PYTHONPATH=. python -m tests.codec.golden_files detail   # the detail layer
+    PYTHONPATH=. python -m tests.codec.golden_files detail   # the detail layers
+    PYTHONPATH=. python -m tests.codec.golden_files floor    # the floor layer
 """
 
 from __future__ import annotations
@@ -96,6 +100,22 @@ def regenerate_detail(folder: Path = GOLDEN) -> None:
         np.savez_compressed(folder / f"{name}_expected.npz", cells=cells, values=values)
 
 
+FLOOR_TEXTURE_STEP = 6.0  # dB, the golden floor layer's texture step
+FLOOR_GRID = (4, 2)
+
+
+def regenerate_floor(folder: Path = GOLDEN) -> None:
+    """Write ``floor.mmsf`` (a floor layer with texture, against
+    :func:`golden_decoded_amplitude`) and what it decodes to (``floor_expected.npz``)."""
+    from mmslim.codec.floor_layer import decode_floor, encode_floor
+
+    decoded = golden_decoded_amplitude()
+    data = encode_floor(golden_maps(), decoded, FLOOR_TEXTURE_STEP, grid=FLOOR_GRID)
+    (folder / "floor.mmsf").write_bytes(data)
+    cells, values = decode_floor(data, decoded)
+    np.savez_compressed(folder / "floor_expected.npz", cells=cells, values=values)
+
+
 def regenerate(folder: Path = GOLDEN) -> None:
     """Write the checkpoint, the ``.mmsl`` files and ``expected.npz`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -120,5 +140,7 @@ def regenerate(folder: Path = GOLDEN) -> None:
 if __name__ == "__main__":
     import sys
 
-    regenerate_detail() if sys.argv[1:] == ["detail"] else regenerate()
+    {"detail": regenerate_detail, "floor": regenerate_floor}.get(
+        sys.argv[1] if sys.argv[1:] else "", regenerate
+    )()
     print(f"wrote to {GOLDEN}: {sorted(p.name for p in GOLDEN.iterdir())}")

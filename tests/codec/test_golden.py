@@ -112,3 +112,24 @@ def test_a_version_1_phase_layer_still_decodes_and_version_1_had_no_amplitude_la
     claims += struct.pack("<I", zlib.crc32(claims))
     with pytest.raises(BitstreamError, match="version reads"):
         decode_detail(bytes(claims), golden_maps())
+
+
+def test_golden_floor_layer_decodes_and_encodes_again_byte_for_byte():
+    from mmslim.codec.floor_layer import VERSION, decode_floor, encode_floor
+    from tests.codec.golden_files import (
+        FLOOR_GRID,
+        FLOOR_TEXTURE_STEP,
+        golden_decoded_amplitude,
+        golden_maps,
+    )
+
+    data = (GOLDEN / "floor.mmsf").read_bytes()
+    assert data[:5] == b"MMSF" + bytes([VERSION])
+    decoded = golden_decoded_amplitude()
+    cells, values = decode_floor(data, decoded)
+    with np.load(GOLDEN / "floor_expected.npz") as z:
+        np.testing.assert_array_equal(cells, z["cells"])
+        np.testing.assert_array_equal(values, z["values"])
+    assert 0 < cells.sum() < cells.size
+    again = encode_floor(golden_maps(), decoded, FLOOR_TEXTURE_STEP, grid=FLOOR_GRID)
+    assert again == data
