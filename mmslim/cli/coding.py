@@ -1,5 +1,5 @@
 """The ``mmslim`` commands that read and write files: compress, decompress (with the detail
-layers beside a file), export and inspect. Each is a thin wrapper over :mod:`mmslim.codec` and
+and floor layers beside a file), export and inspect. Each is a thin wrapper over :mod:`mmslim.codec` and
 :mod:`mmslim.export`; :mod:`mmslim.cli.main` adds them to its parser."""
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def add_parsers(sub) -> None:
         help="also write OUTPUT.detail, the detail layer of the strongest cells at B bits each "
              "(mmslim.codec.detail): their amplitude's error, or their phase (a phase model "
              "needs --amplitude-file and --amplitude-checkpoint)",
+    )  # fmt: skip
+    s.add_argument(
+        "--floor-layer", type=float, metavar="DB",
+        help="amplitude only: also write OUTPUT.floor, the floor layer (mmslim.codec.floor_layer): "
+             "the noise floor's level per block, and with DB > 0 its texture in steps of DB dB "
+             "(0: the level only, a few bytes a frame)",
     )  # fmt: skip
     s.set_defaults(func=_compress)
 
@@ -68,6 +74,11 @@ def add_parsers(sub) -> None:
         "--detail", type=Path, metavar="FILE",
         help="the detail layer written beside the file (compress --detail-bits); a phase "
              "file's needs --amplitude-file and --amplitude-checkpoint",
+    )  # fmt: skip
+    s.add_argument(
+        "--floor-layer", type=Path, metavar="FILE",
+        help="the floor layer written beside an amplitude file (compress --floor-layer); it "
+             "draws the floor, so --floor stays none",
     )  # fmt: skip
     s.set_defaults(func=_decompress)
 
@@ -118,8 +129,15 @@ def _compress(args) -> None:
 
     if args.detail_bits and not 1 <= args.detail_bits <= 8:  # before anything is written
         raise ValueError(f"--detail-bits {args.detail_bits}: give 1 to 8 bits per cell")
+    step = args.floor_layer
+    if step is not None and not (step == 0 or 0.5 <= step < 1e6):
+        raise ValueError(f"--floor-layer {step:g}: give 0 (the level only) or a texture step of "
+                         "at least 0.5 dB")  # fmt: skip
     key = read_key(args)
     model, kind = load_stage_model(args.checkpoint)
+    if step is not None and kind != "amplitude":
+        raise ValueError(f"--floor-layer codes an amplitude map's floor; {args.checkpoint} is a "
+                         f"{kind} model")  # fmt: skip
     maps, amp = read_maps(args.input, kind, args.amplitude)
     amp_hat = None
     if args.detail_bits and kind == "phase":  # before anything is written: a missing amplitude
@@ -153,6 +171,18 @@ def _compress(args) -> None:
         write_file(path, detail)
         both = 8 * (len(data) + len(detail)) / maps.size
         print(f"detail layer -> {path} ({len(detail)} bytes): {both:.4f} bits/element with it")
+    if step is not None:
+        from mmslim.codec.floor_layer import encode_floor
+        from mmslim.codec.maps import decompress_maps
+
+        if amp_hat is None:  # the floor's cells and level are read against the decoded map
+            amp_hat = decompress_maps(model, data, kind=kind, frame_shape=maps.shape[1:],
+                                      key=key)[0]  # fmt: skip
+        layer = encode_floor(maps, amp_hat, step)
+        path = Path(f"{args.output}.floor")
+        write_file(path, layer)
+        print(f"floor layer -> {path} ({len(layer)} bytes): "
+              f"{8 * len(layer) / maps.size:.4f} bits/element of its own")  # fmt: skip
 
 
 def _decompress(args) -> None:
@@ -177,7 +207,20 @@ def _decompress(args) -> None:
                 f"{args.detail} is a {detail_kind(detail)} detail layer and {args.input} a "
                 f"{kind} file: pass the layer written beside this file"
             )
-    floor = "none" if detail is not None else args.floor  # the layer's cells are chosen on it
+    layer = None
+    if args.floor_layer is not None:  # checked before decoding
+        from mmslim.codec.floor_layer import is_floor_layer
+
+        if kind != "amplitude":
+            raise ValueError(f"--floor-layer refines amplitude maps; {args.input} is a {kind} file")
+        if args.floor != "none":
+            raise ValueError(f"--floor-layer draws the floor itself: drop --floor {args.floor}")
+        layer = read_file(args.floor_layer, "floor layer")
+        if not is_floor_layer(layer):
+            raise ValueError(f"{args.floor_layer} is not a floor layer (compress --floor-layer "
+                             "writes OUTPUT.floor)")  # fmt: skip
+    # the layers' cells are chosen on the decoded map as it is
+    floor = "none" if detail is not None or layer is not None else args.floor
     maps, decoded = decompress_maps(
         model,
         data,
@@ -194,12 +237,17 @@ def _decompress(args) -> None:
 
         amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
         maps = refine_phase(maps, detail, amp_hat)
-    elif detail is not None:
+    elif detail is not None or layer is not None:
         from mmslim.codec.detail import refine_amplitude
         from mmslim.codec.floor import restore_floor, seed_of
+        from mmslim.codec.floor_layer import refine_floor
 
-        maps = refine_amplitude(maps, detail)
-        if args.floor != "none":  # drawn after the layer, on the refined map
+        amp_hat = maps  # what both layers were made against
+        if detail is not None:
+            maps = refine_amplitude(maps, detail)
+        if layer is not None:
+            maps = refine_floor(maps, layer, amp_hat)
+        elif args.floor != "none":  # drawn after the detail layer, on the refined map
             maps = restore_floor(maps, args.floor, seed_of(data))
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
     buffer = io.BytesIO()

@@ -203,3 +203,41 @@ def test_amplitude_with_its_detail_layer(sample_frames, tmp_path, capsys):
     np.testing.assert_array_equal(
         np.load(smooth), restore_floor(expected, "smooth", seed_of(amp_file.read_bytes()))
     )
+
+
+def test_amplitude_with_its_floor_layer(sample_frames, tmp_path, capsys):
+    from mmslim.codec.detail import refine_amplitude
+    from mmslim.codec.floor_layer import refine_floor
+    from mmslim.data.samples import sample_path
+
+    ckpt = str(sample_path("pretrained", "amplitude.pt"))
+    amp, amp_file = tmp_path / "amp.npy", tmp_path / "amp.mmsl"
+    np.save(amp, sample_frames.amplitude[:4])
+    assert main(["compress", str(amp), str(amp_file), "--checkpoint", ckpt, "--detail-bits", "3",
+                 "--floor-layer", "13"]) == 0  # fmt: skip
+    assert "floor layer ->" in capsys.readouterr().out
+    refused = tmp_path / "refused.mmsl"
+    for bad in ("0.1", "-2"):
+        assert main(["compress", str(amp), str(refused), "--checkpoint", ckpt,
+                     "--floor-layer", bad]) != 0  # fmt: skip
+        assert "texture step of at least 0.5 dB" in capsys.readouterr().err
+    assert not refused.exists()
+    plain, both = tmp_path / "plain.npy", tmp_path / "both.npy"
+    assert main(["decompress", str(amp_file), str(plain), "--checkpoint", ckpt]) == 0
+    layers = ["--detail", f"{amp_file}.detail", "--floor-layer", f"{amp_file}.floor"]
+    assert main(["decompress", str(amp_file), str(both), "--checkpoint", ckpt, *layers]) == 0
+    decoded = np.load(plain)
+    expected = refine_floor(
+        refine_amplitude(decoded, (tmp_path / "amp.mmsl.detail").read_bytes()),
+        (tmp_path / "amp.mmsl.floor").read_bytes(), decoded,
+    )  # fmt: skip
+    np.testing.assert_array_equal(np.load(both), expected)
+    orig = sample_frames.amplitude[:4]
+    assert ((np.load(both) - orig) ** 2).mean() < 0.7 * ((decoded - orig) ** 2).mean()
+    # the layer draws the floor: another floor, or a layer given to the wrong file, is refused
+    assert main(["decompress", str(amp_file), str(both), "--checkpoint", ckpt, *layers,
+                 "--floor", "smooth"]) != 0  # fmt: skip
+    assert "drop --floor smooth" in capsys.readouterr().err
+    assert main(["decompress", str(amp_file), str(both), "--checkpoint", ckpt,
+                 "--floor-layer", f"{amp_file}.detail"]) != 0  # fmt: skip
+    assert "is not a floor layer" in capsys.readouterr().err
