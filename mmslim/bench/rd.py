@@ -91,6 +91,22 @@ def validation_frames(frames: FrameSet, checkpoint=None, limit: int | None = Non
     return frames
 
 
+def _normalized(orig, recon) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both (N, H, W) maps as (N, 1, H, W) tensors scaled by the original's range to [0, 1]."""
+    x01, vmin, vmax = normalize(orig)
+    x = torch.from_numpy(x01)[:, None].float()
+    return x, torch.from_numpy(normalize(recon, vmin, vmax)[0])[:, None].float()
+
+
+def psnr_over_constant(orig: np.ndarray, recon: np.ndarray) -> float:
+    """The PSNR of ``recon`` minus that of a constant map (each frame's mean), in dB, both of
+    the original ``orig`` (N, H, W), on maps scaled by the original's range (as :func:`distortion`
+    does): above 0, the reconstruction is closer to the original than its mean is."""
+    x, y = _normalized(orig, recon)
+    flat = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+    return float(psnr(x, y) - psnr(x, flat))
+
+
 def distortion(
     kind: str,
     orig: np.ndarray,
@@ -102,14 +118,11 @@ def distortion(
     """Every distortion of one kind. orig, recon: (N, H, W) physical units; amp: the original
     amplitude (N, H, W) dB (target region and weights of the phase metrics); radar: the axes
     of the walker estimates; sequences: (N,) labels of consecutive frames (gait cadence)."""
-    x01, vmin, vmax = normalize(orig)  # the reconstruction is scaled by the original's range
-    x = torch.from_numpy(x01)[:, None].float()  # (N, 1, H, W)
-    y = torch.from_numpy(normalize(recon, vmin, vmax)[0])[:, None].float()
-    flat = x.mean(dim=(2, 3), keepdim=True).expand_as(x)  # each frame's mean: a constant map
+    x, y = _normalized(orig, recon)
     row = {
         "ssim": float(ssim(x, y)),
         "psnr": float(psnr(x, y)),
-        "psnr_over_constant": float(psnr(x, y) - psnr(x, flat)),
+        "psnr_over_constant": psnr_over_constant(orig, recon),
     }
     if kind == "amplitude":
         return {
@@ -340,4 +353,4 @@ def curve(rows: list[dict], kind: str, codec: str, scenario: str | None = None) 
     return sorted(pts, key=lambda r: r["bits_per_element"])
 
 
-__all__ = ["METRICS", "at_rate", "curve", "run_rd"]
+__all__ = ["METRICS", "at_rate", "curve", "psnr_over_constant", "run_rd"]

@@ -199,6 +199,14 @@ def _check_07(r):
     assert few < full
     before, after = _finite(r, "target_db_coarse8", "target_db_detail3")
     assert after < before
+    # section 9: the floor layer; its level lifts PSNR over a constant map for a few bytes, the
+    # texture lifts it further for more bits, the more the finer the step
+    names = ("detail3", "level", "texture16", "texture13")
+    bpe = _finite(r, *(f"bpe_{k}" for k in names))
+    gain = _finite(r, *(f"psnr_const_{k}" for k in names))
+    assert list(bpe) == sorted(bpe) and bpe[1] - bpe[0] < 0.02
+    assert list(gain) == sorted(gain) and gain[1] > gain[0] + 0.5
+    assert abs(_finite(r, "floor_bias_db")[0]) > 0.5  # the decoded floor's level is off
 
 
 def _check_08(r):
