@@ -306,9 +306,8 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
                             frame_shape=val.amplitude.shape[1:], kind=kind,
                         ))  # fmt: skip
                 if i == 0 and kind == "amplitude":  # the floor layers, beside a detail layer
-                    for step in FLOOR_STEPS:
-                        methods.append(floor_method(name, model, step,
-                                                    frame_shape=val.amplitude.shape[1:]))  # fmt: skip
+                    shape = val.amplitude.shape[1:]
+                    methods += [floor_method(name, model, s, frame_shape=shape) for s in FLOOR_STEPS]
             for method in methods + classical_methods(codecs):
                 rows.append({"scenario": scenario, **run_method(method, kind, val, radar)})
                 if progress:

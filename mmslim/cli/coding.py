@@ -1,6 +1,6 @@
 """The ``mmslim`` commands that read and write files: compress, decompress (with the detail
-and floor layers beside a file), export and inspect. Each is a thin wrapper over :mod:`mmslim.codec` and
-:mod:`mmslim.export`; :mod:`mmslim.cli.main` adds them to its parser."""
+and floor layers beside a file), export and inspect. Each is a thin wrapper over
+:mod:`mmslim.codec` and :mod:`mmslim.export`; :mod:`mmslim.cli.main` adds them to its parser."""
 
 from __future__ import annotations
 

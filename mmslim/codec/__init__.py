@@ -8,7 +8,9 @@ Read in this order: :mod:`~mmslim.codec.prior` (the per-branch index counts the 
 frame records, checksum, every field checked before use), :mod:`~mmslim.codec.auth` (the
 optional HMAC tag), :mod:`~mmslim.codec.inputs` (what maps may be coded),
 :mod:`~mmslim.codec.rate` (every byte accounted for) and :mod:`~mmslim.codec.maps` (maps in
-physical units <-> a file, through a model). The model never writes bytes itself.
+physical units <-> a file, through a model). The model never writes bytes itself. Beside a
+file, optionally: :mod:`~mmslim.codec.detail` (the strongest cells' phase or amplitude error) and
+:mod:`~mmslim.codec.floor_layer` (the amplitude floor's level, and its texture at a step).
 
 Nothing here imports PyTorch until a torch model is used (``IndexPrior`` is imported on first
 use), so that the exported codec (:mod:`mmslim.export.sensor`) runs without it.

@@ -240,7 +240,9 @@ def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, 
     assert [r["setting"].split()[-1] for r in rows[3:6]] == ["detail=2b@43dB", "detail=3b@43dB",
                                                              "detail=4b@43dB"]  # fmt: skip
     assert [r["setting"].split("floor-layer=")[-1] for r in rows[6:9]] == [
-        "level", "texture 16 dB", "texture 13 dB"
+        "level",
+        "texture 16 dB",
+        "texture 13 dB",
     ]
     lab = rd.scenario_frames("lab77")
     assert lab.amplitude.shape[1:] == (256, 64)  # the other radar's 256 chirps
