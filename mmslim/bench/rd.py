@@ -307,7 +307,9 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
                         ))  # fmt: skip
                 if i == 0 and kind == "amplitude":  # the floor layers, beside a detail layer
                     shape = val.amplitude.shape[1:]
-                    methods += [floor_method(name, model, s, frame_shape=shape) for s in FLOOR_STEPS]
+                    methods += [
+                        floor_method(name, model, s, frame_shape=shape) for s in FLOOR_STEPS
+                    ]
             for method in methods + classical_methods(codecs):
                 rows.append({"scenario": scenario, **run_method(method, kind, val, radar)})
                 if progress:
