@@ -5,8 +5,9 @@ decompress calls on maps in physical units.
   :func:`~mmslim.codec.maps.compress_maps`, then :func:`~mmslim.codec.maps.decompress_maps`);
 - :func:`detail_method`: the same with a detail layer beside the file (:mod:`mmslim.codec.detail`),
   its bytes counted;
-- :func:`floor_method`: amplitude with a detail layer and a floor layer
-  (:mod:`mmslim.codec.floor_layer`: the floor's level, or level and texture), all bytes counted;
+- :func:`layered_method`: amplitude with any of a detail layer, a floor layer
+  (:mod:`mmslim.codec.floor_layer`: the floor's level, or level and texture) and a repair list
+  (:mod:`mmslim.codec.repairs`), all bytes counted;
 - :func:`classical_methods`: every codec of :data:`mmslim.bench.baselines.CODECS` at every setting
   of its sweep.
 """
@@ -24,9 +25,16 @@ from mmslim.data.dataset import FRAME_SHAPE
 
 # Bits per cell of the detail layers, one operating point each.
 DETAIL_BITS = {"amplitude": (2, 3, 4), "phase": (3, 4, 5)}
-# Texture steps (dB) of the floor layers drawn beside a 3-bit amplitude detail layer; 0: the
-# floor's level only.
-FLOOR_STEPS = (0.0, 16.0, 13.0)
+# Layers beside the main amplitude model's file, one operating point each: (detail bits, floor
+# layer's texture step in dB (0: level only; None: no floor layer), with a repair list).
+LAYERS = (
+    (3, 0.0, False),
+    (3, 16.0, False),
+    (3, 13.0, False),
+    (0, None, True),
+    (3, 0.0, True),
+    (3, 13.0, True),
+)
 
 
 @dataclass
@@ -78,9 +86,10 @@ class WithDetail:
     detail: bytes
     amplitude_hat: np.ndarray  # (N, H, W) dB, floor="none"
     floor: bytes = b""  # a floor layer (amplitude only)
+    repairs: bytes = b""  # a repair list (amplitude only)
 
     def __len__(self) -> int:
-        return len(self.file) + len(self.detail) + len(self.floor)
+        return len(self.file) + len(self.detail) + len(self.floor) + len(self.repairs)
 
 
 def detail_method(
@@ -116,26 +125,52 @@ def detail_method(
     return Method(name, "mmslim", setting, enc, dec)
 
 
-def floor_method(
-    name: str, model, texture_step: float, detail_bits: int = 3, frame_shape=FRAME_SHAPE
+def layered_method(
+    name: str,
+    model,
+    detail_bits: int = 3,
+    floor_step: float | None = None,
+    repairs: bool = False,
+    frame_shape=FRAME_SHAPE,
 ) -> Method:
-    """mmSlim's amplitude codec with an amplitude detail layer of ``detail_bits`` bits and a floor
-    layer (:mod:`mmslim.codec.floor_layer`) of ``texture_step`` dB (0: level only)."""
+    """mmSlim's amplitude codec with layers beside its file, each optional, applied in this order
+    at the receiver: an amplitude detail layer of ``detail_bits`` bits (0: none), a floor layer
+    (:mod:`mmslim.codec.floor_layer`) of ``floor_step`` dB (0: level only; None: none), a repair
+    list (:mod:`mmslim.codec.repairs`) made against what the others leave."""
+    from mmslim.codec.detail import encode_detail, refine_amplitude
     from mmslim.codec.floor_layer import encode_floor, refine_floor
+    from mmslim.codec.repairs import apply_repairs, encode_repairs
 
-    detail = detail_method(name, model, model, detail_bits, frame_shape=frame_shape,
-                           kind="amplitude")  # fmt: skip
+    base = model_method(name, "mmslim", model, "amplitude", frame_shape)
+
+    def shown(sent: WithDetail, amp_hat):  # what the receiver has before the repair list
+        out = refine_amplitude(amp_hat, sent.detail) if sent.detail else amp_hat
+        return refine_floor(out, sent.floor, amp_hat) if sent.floor else out
 
     def enc(maps, amp):
-        sent = detail.compress(maps, amp)
-        sent.floor = encode_floor(maps, sent.amplitude_hat, texture_step)
+        file = base.compress(maps, amp)
+        amp_hat = base.decompress(file)  # what the receiver decodes, floor="none"
+        sent = WithDetail(file, b"", amp_hat)
+        if detail_bits:
+            sent.detail = encode_detail(maps, amp_hat, detail_bits, kind="amplitude")
+        if floor_step is not None:
+            sent.floor = encode_floor(maps, amp_hat, floor_step)
+        if repairs:
+            sent.repairs = encode_repairs(maps, shown(sent, amp_hat))
         return sent
 
     def dec(sent: WithDetail):
-        return refine_floor(detail.decompress(sent), sent.floor, sent.amplitude_hat)
+        out = shown(sent, base.decompress(sent.file))
+        return apply_repairs(out, sent.repairs) if sent.repairs else out
 
-    floor = f"texture {texture_step:g} dB" if texture_step else "level"
-    return Method(name, "mmslim", f"{detail.setting} floor-layer={floor}", enc, dec)
+    setting = base.setting
+    if detail_bits:
+        setting += f" detail={detail_bits}b@43dB"
+    if floor_step is not None:
+        setting += f" floor-layer={f'texture {floor_step:g} dB' if floor_step else 'level'}"
+    if repairs:
+        setting += " repairs"
+    return Method(name, "mmslim", setting, enc, dec)
 
 
 def classical_methods(codecs=None) -> list[Method]:
@@ -151,11 +186,11 @@ def classical_methods(codecs=None) -> list[Method]:
 
 __all__ = [
     "DETAIL_BITS",
-    "FLOOR_STEPS",
+    "LAYERS",
     "Method",
     "WithDetail",
     "classical_methods",
     "detail_method",
-    "floor_method",
+    "layered_method",
     "model_method",
 ]

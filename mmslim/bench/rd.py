@@ -12,15 +12,17 @@ engineer asks: at the same number of bits, does mmSlim keep more of what matters
   (:mod:`mmslim.codec.detail`): the phase of the strongest cells, or the error of their decoded
   amplitude, at :data:`DETAIL_BITS` bits per cell: more operating points of mmSlim's curves, the
   layer's bytes counted in their rate.
-- **Floor layers**: the main amplitude model with a 3-bit detail layer and a floor layer
-  (:mod:`mmslim.codec.floor_layer`) at each of :data:`FLOOR_STEPS`: the floor's level alone, then
-  its texture at coarser to finer steps (what PSNR and SSIM reward, at a price).
+- **Floor layers and repair lists**: the main amplitude model with the layers of each of
+  :data:`~mmslim.bench.methods.LAYERS`: a 3-bit detail layer and a floor layer
+  (:mod:`mmslim.codec.floor_layer`: the floor's level alone, or its texture too, what PSNR and
+  SSIM reward, at a price), and a repair list (:mod:`mmslim.codec.repairs`) on its own or last.
 - **Rate**: ``8 len(file)`` over the number of map values (bits per element), and the ratios to
   float32 and int16; every method pays the same container, side info and framing (see
   :mod:`mmslim.bench.baselines`).
 - **Distortion**: SSIM (Gaussian 11 x 11, sigma 1.5, data range 1) and PSNR of the normalised maps
   (the reconstruction normalised with the original's min/max), then the physical metrics of
-  :mod:`mmslim.metrics.radar` (amplitude dB error, CA-CFAR scores, peak error; phase error).
+  :mod:`mmslim.metrics.radar` (amplitude dB error, CA-CFAR scores, peak error; phase error);
+  the CA-CFAR scores also with :data:`OTHER_DETECTOR`, one no sender rule is tuned to.
 - **Speed**: encode and decode frames/s of the calls that made and read the files (physical
   maps to bytes and back; after a one-frame warm-up), on this machine, in this run. Torch uses
   ``threads`` threads (default 1, like the classical codecs): the figures compare codecs, not
@@ -40,11 +42,11 @@ import torch
 
 from mmslim.bench.methods import (
     DETAIL_BITS,
-    FLOOR_STEPS,
+    LAYERS,
     Method,
     classical_methods,
     detail_method,
-    floor_method,
+    layered_method,
     model_method,
 )
 from mmslim.config import KINDS
@@ -60,7 +62,8 @@ from mmslim.training.checkpoint import load_checkpoint, load_model
 # Distortions plotted per kind; higher is better for ssim, psnr and cfar_*, lower for the rest.
 METRICS = {
     "amplitude": ("ssim", "psnr", "psnr_over_constant", "amp_mae_db", "amp_mae_db_target",
-                  "cfar_f1", "cfar_precision", "cfar_recall", "peak_err_doppler_moving",
+                  "cfar_f1", "cfar_precision", "cfar_recall", "cfar_f1_other",
+                  "peak_err_doppler_moving",
                   "peak_err_range_moving", "walker_range_err_m", "walker_velocity_err_mps",
                   "walker_extent_err_mps", "walker_missed", "cadence_err_hz"),
     "phase": ("ssim", "psnr", "psnr_over_constant", "phase_err", "phase_err_weighted",
@@ -89,6 +92,12 @@ def validation_frames(frames: FrameSet, checkpoint=None, limit: int | None = Non
         keep = np.linspace(0, len(frames) - 1, limit).round().astype(int)  # (limit,) spread
         frames = frames.select(np.unique(keep))
     return frames
+
+
+# A CA-CFAR no sender rule uses (smaller windows, a higher false-alarm rate than ca_cfar's
+# defaults): ``cfar_*_other`` say whether a method's detections hold for a detector it was not
+# tuned to (the detections rule and the repair list run the default one).
+OTHER_DETECTOR = {"guard": (2, 1), "train": (6, 3), "pfa": 1e-4}
 
 
 def _normalized(orig, recon) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,9 +134,14 @@ def distortion(
         "psnr_over_constant": psnr_over_constant(orig, recon),
     }
     if kind == "amplitude":
+        other = radar_metrics.detection_scores(
+            radar_metrics.ca_cfar(orig, **OTHER_DETECTOR),
+            radar_metrics.ca_cfar(recon, **OTHER_DETECTOR),
+        )
         return {
             **row,
             **radar_metrics.amplitude_metrics(orig, recon),
+            **{f"{k}_other": other[k] for k in ("cfar_f1", "cfar_precision", "cfar_recall")},
             **walker_errors(orig, recon, radar, sequences),
         }
     return {**row, **radar_metrics.phase_error(orig, recon, amp)}
@@ -305,10 +319,10 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
                             name, model, amplitude_model, bits,
                             frame_shape=val.amplitude.shape[1:], kind=kind,
                         ))  # fmt: skip
-                if i == 0 and kind == "amplitude":  # the floor layers, beside a detail layer
+                if i == 0 and kind == "amplitude":  # floor layers and repair lists
                     shape = val.amplitude.shape[1:]
                     methods += [
-                        floor_method(name, model, s, frame_shape=shape) for s in FLOOR_STEPS
+                        layered_method(name, model, *layers, frame_shape=shape) for layers in LAYERS
                     ]
             for method in methods + classical_methods(codecs):
                 rows.append({"scenario": scenario, **run_method(method, kind, val, radar)})

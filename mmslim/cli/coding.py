@@ -1,5 +1,5 @@
 """The ``mmslim`` commands that read and write files: compress, decompress (with the detail
-and floor layers beside a file), export and inspect. Each is a thin wrapper over
+layers, floor layer and repair list beside a file), export and inspect. Each is a thin wrapper over
 :mod:`mmslim.codec` and :mod:`mmslim.export`; :mod:`mmslim.cli.main` adds them to its parser."""
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ def add_parsers(sub) -> None:
              "the noise floor's level per block, and with DB > 0 its texture in steps of DB dB "
              "(0: the level only, a few bytes a frame)",
     )  # fmt: skip
+    s.add_argument(
+        "--repairs", action="store_true",
+        help="amplitude only: also write OUTPUT.repairs, the repair list (mmslim.codec.repairs): "
+             "cells the receiver's map (with the layers above) misses or on which CA-CFAR "
+             "decides otherwise than on the original, by position",
+    )  # fmt: skip
     s.set_defaults(func=_compress)
 
     s = sub.add_parser("decompress", help="decode an .mmsl file to an .npy (N, H, W)")
@@ -79,6 +85,11 @@ def add_parsers(sub) -> None:
         "--floor-layer", type=Path, metavar="FILE",
         help="the floor layer written beside an amplitude file (compress --floor-layer); it "
              "draws the floor, so --floor stays none",
+    )  # fmt: skip
+    s.add_argument(
+        "--repairs", type=Path, metavar="FILE",
+        help="the repair list written beside an amplitude file (compress --repairs), applied "
+             "last; pass the same layers it was made with, and no --floor",
     )  # fmt: skip
     s.set_defaults(func=_decompress)
 
@@ -138,6 +149,8 @@ def _compress(args) -> None:
     if step is not None and kind != "amplitude":
         raise ValueError(f"--floor-layer codes an amplitude map's floor; {args.checkpoint} is a "
                          f"{kind} model")  # fmt: skip
+    if args.repairs and kind != "amplitude":
+        raise ValueError(f"--repairs lists amplitude cells; {args.checkpoint} is a {kind} model")
     maps, amp = read_maps(args.input, kind, args.amplitude)
     amp_hat = None
     if args.detail_bits and kind == "phase":  # before anything is written: a missing amplitude
@@ -159,30 +172,47 @@ def _compress(args) -> None:
         f"{len(maps)} {kind} frame(s) -> {args.output} ({len(data)} bytes): "
         f"{r.bits_per_element:.4f} bits/element, {r.ratio_vs_float32:.1f}x vs float32"
     )
-    if args.detail_bits:
-        from mmslim.codec.detail import encode_detail
+    detail = None
+    if kind == "amplitude" and (args.detail_bits or step is not None or args.repairs):
         from mmslim.codec.maps import decompress_maps
 
-        if kind == "amplitude":  # the cells are chosen on what the receiver will decode
-            amp_hat = decompress_maps(model, data, kind=kind, frame_shape=maps.shape[1:],
-                                      key=key)[0]  # fmt: skip
+        # every amplitude layer is made against what the receiver will decode
+        amp_hat = decompress_maps(model, data, kind=kind, frame_shape=maps.shape[1:], key=key)[0]
+    if args.detail_bits:
+        from mmslim.codec.detail import encode_detail
+
         detail = encode_detail(maps, amp_hat, args.detail_bits, kind=kind)
         path = Path(f"{args.output}.detail")
         write_file(path, detail)
         both = 8 * (len(data) + len(detail)) / maps.size
         print(f"detail layer -> {path} ({len(detail)} bytes): {both:.4f} bits/element with it")
-    if step is not None:
-        from mmslim.codec.floor_layer import encode_floor
-        from mmslim.codec.maps import decompress_maps
+    if step is not None or args.repairs:
+        _amplitude_layers(args, maps, amp_hat, detail)
 
-        if amp_hat is None:  # the floor's cells and level are read against the decoded map
-            amp_hat = decompress_maps(model, data, kind=kind, frame_shape=maps.shape[1:],
-                                      key=key)[0]  # fmt: skip
-        layer = encode_floor(maps, amp_hat, step)
-        path = Path(f"{args.output}.floor")
-        write_file(path, layer)
-        print(f"floor layer -> {path} ({len(layer)} bytes): "
-              f"{8 * len(layer) / maps.size:.4f} bits/element of its own")  # fmt: skip
+
+def _amplitude_layers(args, maps, amp_hat, detail: bytes | None) -> None:
+    """Write the floor layer and the repair list of amplitude ``maps`` beside the file, given
+    what the receiver decodes from it (``amp_hat``) and its detail layer, if one was written."""
+    from mmslim.codec.detail import refine_amplitude
+
+    shown = refine_amplitude(amp_hat, detail) if detail is not None else amp_hat
+    if args.floor_layer is not None:
+        from mmslim.codec.floor_layer import encode_floor, refine_floor
+
+        layer = encode_floor(maps, amp_hat, args.floor_layer)
+        shown = refine_floor(shown, layer, amp_hat)
+        _write_layer(Path(f"{args.output}.floor"), layer, "floor layer", maps.size)
+    if args.repairs:
+        from mmslim.codec.repairs import encode_repairs
+
+        repairs = encode_repairs(maps, shown)
+        _write_layer(Path(f"{args.output}.repairs"), repairs, "repair list", maps.size)
+
+
+def _write_layer(path: Path, data: bytes, what: str, values: int) -> None:
+    write_file(path, data)
+    print(f"{what} -> {path} ({len(data)} bytes): {8 * len(data) / values:.4f} bits/element "
+          "of its own")  # fmt: skip
 
 
 def _decompress(args) -> None:
@@ -207,20 +237,9 @@ def _decompress(args) -> None:
                 f"{args.detail} is a {detail_kind(detail)} detail layer and {args.input} a "
                 f"{kind} file: pass the layer written beside this file"
             )
-    layer = None
-    if args.floor_layer is not None:  # checked before decoding
-        from mmslim.codec.floor_layer import is_floor_layer
-
-        if kind != "amplitude":
-            raise ValueError(f"--floor-layer refines amplitude maps; {args.input} is a {kind} file")
-        if args.floor != "none":
-            raise ValueError(f"--floor-layer draws the floor itself: drop --floor {args.floor}")
-        layer = read_file(args.floor_layer, "floor layer")
-        if not is_floor_layer(layer):
-            raise ValueError(f"{args.floor_layer} is not a floor layer (compress --floor-layer "
-                             "writes OUTPUT.floor)")  # fmt: skip
+    layers = _amplitude_layer_files(args, kind)  # checked before decoding
     # the layers' cells are chosen on the decoded map as it is
-    floor = "none" if detail is not None or layer is not None else args.floor
+    floor = "none" if detail is not None or layers else args.floor
     maps, decoded = decompress_maps(
         model,
         data,
@@ -237,17 +256,20 @@ def _decompress(args) -> None:
 
         amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
         maps = refine_phase(maps, detail, amp_hat)
-    elif detail is not None or layer is not None:
+    elif detail is not None or layers:
         from mmslim.codec.detail import refine_amplitude
         from mmslim.codec.floor import restore_floor, seed_of
         from mmslim.codec.floor_layer import refine_floor
+        from mmslim.codec.repairs import apply_repairs
 
-        amp_hat = maps  # what both layers were made against
+        amp_hat = maps  # what the layers were made against
         if detail is not None:
             maps = refine_amplitude(maps, detail)
-        if layer is not None:
-            maps = refine_floor(maps, layer, amp_hat)
-        elif args.floor != "none":  # drawn after the detail layer, on the refined map
+        if "floor" in layers:
+            maps = refine_floor(maps, layers["floor"], amp_hat)
+        if "repairs" in layers:
+            maps = apply_repairs(maps, layers["repairs"])
+        if args.floor != "none":  # drawn after the detail layer, on the refined map
             maps = restore_floor(maps, args.floor, seed_of(data))
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")
     buffer = io.BytesIO()
@@ -256,6 +278,32 @@ def _decompress(args) -> None:
     first, n = decoded.header.first_sequence, len(maps)
     numbers = f"numbered {first} to {first + n - 1}" if n else "none"
     print(f"{n} {decoded.kind} frame(s) of {maps.shape[1:]} ({numbers}) -> {output}")
+
+
+def _amplitude_layer_files(args, kind: str) -> dict[str, bytes]:
+    """The floor layer and repair list given to decompress (``{"floor": ..., "repairs": ...}``,
+    those given), checked: an amplitude file, no ``--floor`` beside them, the right magic."""
+    from mmslim.codec.floor_layer import is_floor_layer
+    from mmslim.codec.repairs import is_repair_list
+
+    layers = {}
+    for name, path, is_kind, flag, suffix in (
+        ("floor", args.floor_layer, is_floor_layer, "--floor-layer", "floor"),
+        ("repairs", args.repairs, is_repair_list, "--repairs", "repairs"),
+    ):
+        if path is None:
+            continue
+        if kind != "amplitude":
+            raise ValueError(f"{flag} refines amplitude maps; {args.input} is a {kind} file")
+        if args.floor != "none":
+            raise ValueError(
+                f"{flag} was made against the decoded floor: drop --floor {args.floor}"
+            )
+        layers[name] = read_file(path, f"{flag} file")
+        if not is_kind(layers[name]):
+            raise ValueError(f"{path} is not what {flag} takes (compress {flag} writes "
+                             f"OUTPUT.{suffix})")  # fmt: skip
+    return layers
 
 
 def _export(args) -> None:

@@ -31,7 +31,7 @@ rounded from even spacing so any frame size works). For each block that holds fl
   (a table in the layer). Entropy coded, so the rate follows the step.
 
 Both symbol streams are coded with ``constriction``'s ANS coder (:mod:`mmslim.codec.ans`) under
-categorical models whose counts are in the layer.
+categorical models whose counts are in the layer (:mod:`mmslim.codec.symbols`).
 
 Layout, version 1 (integers little-endian)::
 
@@ -62,17 +62,16 @@ import zlib
 
 import numpy as np
 
-from mmslim.codec.ans import ans_decode_segments, ans_encode_segments, categorical_model
+from mmslim.codec.ans import ans_decode_segments, ans_encode_segments
 from mmslim.codec.detail import _check_maps, choose_thresholds, detail_cells
 from mmslim.codec.frames import BitstreamError
+from mmslim.codec.symbols import read_table, write_table
 
 MAGIC = b"MMSF"
 VERSION = 1
 HEAD = struct.Struct("<4sBBBBIHHff")  # magic, version, rows, cols, reserved, N, H, W, steps
 FRAME = struct.Struct("<fH")  # threshold (dB), cells above it
-TABLE = struct.Struct("<hH")  # first symbol, K
 CRC = struct.Struct("<I")
-MAX_SYMBOLS = 4096  # the largest alphabet a table may hold
 GRID = (8, 2)  # default blocks per frame: (rows, cols)
 
 
@@ -130,12 +129,12 @@ def encode_floor(
     out = bytearray(HEAD.pack(MAGIC, VERSION, rows, cols, 0, n, h, w, level_step, texture_step))
     for t, c in zip(thresholds, (~floor).sum(axis=(1, 2))):
         out += FRAME.pack(float(t), int(c))
-    segments = [_table(out, level_symbols)]
+    segments = [write_table(out, level_symbols, "level steps")]
     if texture_step:
         flat = _flat_level(amplitude_hat, level, level_step, floor, blocks)  # (N, H, W)
         deviation = (amplitude.astype(np.float64) - flat)[floor]  # (M,) dB
         texture = np.trunc(deviation / np.float32(texture_step)).astype(np.int64)
-        symbols, model = _table(out, texture)
+        symbols, model = write_table(out, texture, "texture steps")
         values = np.bincount(symbols, deviation) / np.maximum(np.bincount(symbols), 1)
         out += values.astype("<f4").tobytes()  # each symbol's mean deviation, dB
         segments.append((symbols, model))
@@ -184,10 +183,10 @@ def decode_floor(data: bytes, amplitude_hat: np.ndarray) -> tuple[np.ndarray, np
         )  # fmt: skip
     blocks = block_index((h, w), (rows, cols))
     hat_mean, cells = _block_means(amplitude_hat, floor, blocks, rows * cols)
-    first, _, level_model, at = _read_table(data, at)
+    first, _, level_model, at = read_table(data, at)
     segments = [(level_model, int((cells > 0).sum()))]
     if texture_step:
-        _, k, texture_model, at = _read_table(data, at)
+        _, k, texture_model, at = read_table(data, at)
         if len(data) < at + 4 * k + CRC.size:
             raise BitstreamError("the floor layer is truncated", "size")
         values = np.frombuffer(data, "<f4", count=k, offset=at).astype(np.float32)  # dB
@@ -233,30 +232,6 @@ def _flat_level(amplitude_hat, level, level_step, floor, blocks) -> np.ndarray:
     """(N, H, W) float64: each block's decoded floor mean plus its level correction."""
     hat_mean, _ = _block_means(amplitude_hat, floor, blocks, level.shape[1])
     return (hat_mean + level * np.float64(np.float32(level_step)))[:, blocks]
-
-
-def _table(out: bytearray, symbols: np.ndarray):
-    """Write the table of ``symbols`` (int) into ``out``: (symbols - first, categorical model)."""
-    first = int(symbols.min()) if symbols.size else 0
-    shifted = symbols - first
-    counts = np.bincount(shifted, minlength=2)  # constriction needs two symbols at least
-    if len(counts) > MAX_SYMBOLS or first < -0x8000 or first > 0x7FFF:
-        raise ValueError(f"{len(counts)} symbols from {first}: too many for a floor layer "
-                         "(is the texture step far too small for these maps?)")  # fmt: skip
-    out += TABLE.pack(first, len(counts)) + counts.astype("<u4").tobytes()
-    return shifted, categorical_model(counts + (counts.sum() == 0))
-
-
-def _read_table(data: bytes, at: int):
-    """The table at ``at``: (first symbol, K, categorical model, offset after it)."""
-    if len(data) < at + TABLE.size + CRC.size:
-        raise BitstreamError("the floor layer is truncated", "size")
-    first, k = TABLE.unpack_from(data, at)
-    at += TABLE.size
-    if not 2 <= k <= MAX_SYMBOLS or len(data) < at + 4 * k + CRC.size:
-        raise BitstreamError("a symbol table of the floor layer is not valid", "table")
-    counts = np.frombuffer(data, "<u4", count=k, offset=at).astype(np.float64)
-    return first, k, categorical_model(counts + (counts.sum() == 0)), at + 4 * k
 
 
 __all__ = ["GRID", "block_index", "decode_floor", "encode_floor", "is_floor_layer",

@@ -123,6 +123,17 @@ def ca_cfar(
     return power > scale * noise_sum
 
 
+def cfar_threshold_db(
+    amp_db, guard: tuple[int, int] = (4, 2), train: tuple[int, int] = (8, 4), pfa: float = 1e-6
+) -> np.ndarray:
+    """(N, H, W) float64: the level in dB each cell must exceed for :func:`ca_cfar` (same
+    arguments) to detect it: the threshold factor times its training cells' power."""
+    power = np.power(10.0, _batch(amp_db, "amplitude").astype(np.float64) / 10)
+    scale = _cfar_scale(power.shape[1:], tuple(guard), tuple(train), pfa)
+    noise_sum = np.maximum(_training_sums(power, guard, train), np.finfo(np.float64).tiny)
+    return 10.0 * np.log10(scale * noise_sum)
+
+
 def _training_sums(x: np.ndarray, guard, train) -> np.ndarray:
     """Sums of ``x`` (N, H, W) over each cell's training window (the outer window less the
     guard window around the cell); ``uniform_filter`` gives window means, times the window size
@@ -242,6 +253,7 @@ __all__ = [
     "amplitude_metrics",
     "ca_cfar",
     "cfar_alpha",
+    "cfar_threshold_db",
     "detection_scores",
     "peak_location_error",
     "phase_error",

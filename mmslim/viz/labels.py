@@ -18,6 +18,7 @@ METRIC_LABELS: dict[str, str] = {  # rate-distortion metrics (mmslim.bench.rd.ME
     "cfar_f1": "CFAR F1",
     "cfar_precision": "CFAR precision",
     "cfar_recall": "CFAR recall",
+    "cfar_f1_other": "CFAR F1, another detector",
     "peak_err_doppler_moving": "moving peak error (Doppler rows)",
     "peak_err_range_moving": "moving peak error (range bins)",
     "walker_range_err_m": "walker range error (m)",

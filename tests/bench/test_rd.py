@@ -195,7 +195,7 @@ def test_bench_runs_end_to_end(tmp_path, frames, capsys):
     # per kind: mmSlim, one ablation, every setting; amplitude also mmSlim's other two floors,
     # mmSlim with the detail layer at each of its bit depths, and with each floor layer
     details = sum(len(bits) for bits in methods.DETAIL_BITS.values())
-    assert len(rows) == 2 * (2 + n_settings) + 2 + details + len(methods.FLOOR_STEPS)
+    assert len(rows) == 2 * (2 + n_settings) + 2 + details + len(methods.LAYERS)
     for row in rows:
         assert int(row["frames"]) == 3
         assert float(row["bits_per_element"]) == pytest.approx(
@@ -234,16 +234,21 @@ def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, 
     assert {r["scenario"] for r in rows} == {"lab77"}
     floors = ["mmslim", "mmslim floor=smooth", "mmslim floor=noise"]
     details = ["mmslim"] * len(methods.DETAIL_BITS["amplitude"])  # with the amplitude detail layer
-    layers = ["mmslim"] * len(methods.FLOOR_STEPS)  # and with a floor layer
+    layers = ["mmslim"] * len(methods.LAYERS)  # and with floor layers and repair lists
     sparse_rows = ["sparse"] * len(sparse[0].settings)
     assert [r["codec"] for r in rows] == floors + details + layers + sparse_rows
     assert [r["setting"].split()[-1] for r in rows[3:6]] == ["detail=2b@43dB", "detail=3b@43dB",
                                                              "detail=4b@43dB"]  # fmt: skip
-    assert [r["setting"].split("floor-layer=")[-1] for r in rows[6:9]] == [
-        "level",
-        "texture 16 dB",
-        "texture 13 dB",
+    assert [r["setting"].split("floor=none")[-1] for r in rows[6:12]] == [
+        " detail=3b@43dB floor-layer=level",
+        " detail=3b@43dB floor-layer=texture 16 dB",
+        " detail=3b@43dB floor-layer=texture 13 dB",
+        " repairs",
+        " detail=3b@43dB floor-layer=level repairs",
+        " detail=3b@43dB floor-layer=texture 13 dB repairs",
     ]
+    # each layer costs bytes beside the file
+    assert all(r["bytes"] > rows[0]["bytes"] for r in rows[6:12])
     lab = rd.scenario_frames("lab77")
     assert lab.amplitude.shape[1:] == (256, 64)  # the other radar's 256 chirps
     assert all(r["bits_per_element"] == 8 * r["bytes"] / lab.amplitude.size for r in rows)

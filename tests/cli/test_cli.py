@@ -205,17 +205,19 @@ def test_amplitude_with_its_detail_layer(sample_frames, tmp_path, capsys):
     )
 
 
-def test_amplitude_with_its_floor_layer(sample_frames, tmp_path, capsys):
+def test_amplitude_with_its_floor_layer_and_repair_list(sample_frames, tmp_path, capsys):
     from mmslim.codec.detail import refine_amplitude
     from mmslim.codec.floor_layer import refine_floor
+    from mmslim.codec.repairs import apply_repairs
     from mmslim.data.samples import sample_path
 
     ckpt = str(sample_path("pretrained", "amplitude.pt"))
     amp, amp_file = tmp_path / "amp.npy", tmp_path / "amp.mmsl"
     np.save(amp, sample_frames.amplitude[:4])
     assert main(["compress", str(amp), str(amp_file), "--checkpoint", ckpt, "--detail-bits", "3",
-                 "--floor-layer", "13"]) == 0  # fmt: skip
-    assert "floor layer ->" in capsys.readouterr().out
+                 "--floor-layer", "13", "--repairs"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "floor layer ->" in out and "repair list ->" in out
     refused = tmp_path / "refused.mmsl"
     for bad in ("0.1", "-2"):
         assert main(["compress", str(amp), str(refused), "--checkpoint", ckpt,
@@ -224,13 +226,15 @@ def test_amplitude_with_its_floor_layer(sample_frames, tmp_path, capsys):
     assert not refused.exists()
     plain, both = tmp_path / "plain.npy", tmp_path / "both.npy"
     assert main(["decompress", str(amp_file), str(plain), "--checkpoint", ckpt]) == 0
-    layers = ["--detail", f"{amp_file}.detail", "--floor-layer", f"{amp_file}.floor"]
+    layers = ["--detail", f"{amp_file}.detail", "--floor-layer", f"{amp_file}.floor",
+              "--repairs", f"{amp_file}.repairs"]  # fmt: skip
     assert main(["decompress", str(amp_file), str(both), "--checkpoint", ckpt, *layers]) == 0
     decoded = np.load(plain)
     expected = refine_floor(
         refine_amplitude(decoded, (tmp_path / "amp.mmsl.detail").read_bytes()),
         (tmp_path / "amp.mmsl.floor").read_bytes(), decoded,
     )  # fmt: skip
+    expected = apply_repairs(expected, (tmp_path / "amp.mmsl.repairs").read_bytes())
     np.testing.assert_array_equal(np.load(both), expected)
     orig = sample_frames.amplitude[:4]
     assert ((np.load(both) - orig) ** 2).mean() < 0.7 * ((decoded - orig) ** 2).mean()
@@ -240,4 +244,7 @@ def test_amplitude_with_its_floor_layer(sample_frames, tmp_path, capsys):
     assert "drop --floor smooth" in capsys.readouterr().err
     assert main(["decompress", str(amp_file), str(both), "--checkpoint", ckpt,
                  "--floor-layer", f"{amp_file}.detail"]) != 0  # fmt: skip
-    assert "is not a floor layer" in capsys.readouterr().err
+    assert "is not what --floor-layer takes" in capsys.readouterr().err
+    assert main(["decompress", str(amp_file), str(both), "--checkpoint", ckpt,
+                 "--repairs", f"{amp_file}.floor"]) != 0  # fmt: skip
+    assert "is not what --repairs takes" in capsys.readouterr().err

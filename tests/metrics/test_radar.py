@@ -550,3 +550,18 @@ def test_shapes_are_checked():
         rm.target_region(np.zeros((1, 1, 8, 8)))
     with pytest.raises(ValueError, match=r"original phase of shape \(N, H, W\)"):
         rm.phase_error(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 8, 8)), np.zeros((1, 8, 8)))
+
+
+@pytest.mark.parametrize("settings", [{}, {"guard": (2, 1), "train": (6, 3), "pfa": 1e-4}])
+def test_cfar_detects_exactly_the_cells_above_its_threshold(settings):
+    rng = np.random.default_rng(3)
+    amp = (10 * np.log10(rng.exponential(1.0, size=(3, 48, 24)))).astype(np.float32)
+    amp[:, 20:22, 5] += 30  # two strong cells side by side
+    threshold = rm.cfar_threshold_db(amp, **settings)
+    detected = rm.ca_cfar(amp, **settings)
+    assert detected[:, 20:22, 5].all()
+    np.testing.assert_array_equal(detected, amp > threshold)
+    # raising the training cells' power by 10 dB raises the threshold by 10 dB
+    np.testing.assert_allclose(
+        rm.cfar_threshold_db(amp + 10, **settings), threshold + 10, atol=1e-6
+    )

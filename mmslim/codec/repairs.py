@@ -1,0 +1,197 @@
+"""Repair lists: the cells a radar user would read wrongly on the decoded amplitude, set right by
+position, beside the file and any other layer.
+
+Why. The layers before it work on cells the receiver can find by itself (the detail layer's
+cells near the decoded peak, the floor layer's blocks). What they cannot reach are the cells the
+decoder *misses*: a return the model drew as floor (on the lab77 scenario about 13 cells a
+frame: clutter and a second walker the training radar never showed it, three quarters of the
+target error there) and the cells on which the detector the user runs decides otherwise than on
+the original: a detection lost, or one invented. The sender has the original and knows exactly
+what the receiver will decode, so it finds those cells and sends them by position.
+
+Which cells (:func:`choose_repairs`), on the map the receiver will have before the list:
+
+1. **misses**: cells within ``within_db`` of the frame's peak (the original's target region)
+   whose decoded value is more than ``error_db`` below the original;
+2. **lost detections**: cells CA-CFAR detects on the original with no detection within one cell
+   on the decoded map; both set to the original's value;
+3. **invented detections**, ``rounds`` times: on the map with the list applied, cells CA-CFAR
+   detects with no original detection within one cell; each is set to the lower of the
+   original's value and 1 dB below the detector's threshold there.
+
+Steps 2 and 3 run for each detector in ``detectors`` (keyword arguments of
+:func:`mmslim.metrics.radar.ca_cfar`; default: its own settings, those of ``mmslim bench rd``).
+The list is made for those detectors: a detector with other settings sees the listed cells in a
+neighbourhood the list did not set, and may decide otherwise (the README measures one).
+
+What is sent: each listed cell's position (a yes/no per cell, entropy coded: about 12 bits a
+cell at a dozen cells a frame) and its value as whole ``step`` dB (default 1) above or below the
+decoded value there, so the receiver's value does not depend on float rounding of the decoded
+map beyond that map's own. Both streams are coded with ``constriction``'s ANS coder under
+categorical models whose counts are in the layer (:mod:`mmslim.codec.symbols`).
+
+Layout, version 1 (integers little-endian)::
+
+    offset  size      field
+    0       4         magic b"MMSR"
+    4       1         version, 1
+    5       3         reserved, zero
+    8       4         N, frames (uint32)
+    12      4         H, W (uint16 each)
+    16      4         step (float32 dB, > 0)
+    20      4         M, listed cells (uint32)
+    24      table     positions: symbols 0 (kept) and 1 (listed), counts
+    ...     table     values: steps from the decoded value
+    ...     4 words   the ANS payload: N H W position symbols (frames, cells row-major), then one
+                      value symbol per listed cell in the same order
+    end-4   4         CRC32 of every byte before it
+
+numpy, scipy and constriction only.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+from scipy import ndimage
+
+from mmslim.codec.ans import ans_decode_segments, ans_encode_segments
+from mmslim.codec.frames import BitstreamError
+from mmslim.codec.symbols import read_table, write_table
+from mmslim.metrics.radar import ca_cfar, cfar_threshold_db
+
+MAGIC = b"MMSR"
+VERSION = 1
+HEAD = struct.Struct("<4sBBHIHHfI")  # magic, version, reserved (u8, u16), N, H, W, step, M
+CRC = struct.Struct("<I")
+BENCH_DETECTOR: dict = {}  # ca_cfar's own settings: those mmslim bench rd scores with
+NEAR = np.ones((1, 3, 3), bool)  # "within one cell", as detection_scores matches detections
+
+
+def choose_repairs(
+    amplitude: np.ndarray,
+    decoded: np.ndarray,
+    error_db: float = 6.0,
+    within_db: float = 40.0,
+    detectors: tuple[dict, ...] = (BENCH_DETECTOR,),
+    rounds: int = 2,
+    step: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cells to list and their symbols (see the module's docstring): (listed (N, H, W)
+    bool, symbols (N, H, W) int64, each listed cell's value in whole ``step`` dB from
+    ``decoded``; 0 elsewhere). ``amplitude``: the original, ``decoded``: what the receiver will
+    have before the list, both (N, H, W) dB."""
+    amplitude = np.asarray(amplitude, np.float64)
+    decoded = np.asarray(decoded, np.float32)
+    peak = amplitude.max(axis=(1, 2), keepdims=True)
+    listed = (amplitude >= peak - within_db) & (amplitude - decoded > error_db)
+    for detector in detectors:
+        lost = ~ndimage.binary_dilation(ca_cfar(decoded, **detector), NEAR)
+        listed |= ca_cfar(amplitude, **detector) & lost
+    target = amplitude.copy()  # the value each listed cell should take, dB
+
+    def applied():
+        symbols = np.where(listed, np.round((target - decoded) / step), 0).astype(np.int64)
+        return symbols, np.where(listed, decoded + symbols * np.float32(step), decoded)
+
+    symbols, shown = applied()
+    originals = [ndimage.binary_dilation(ca_cfar(amplitude, **d), NEAR) for d in detectors]
+    for _ in range(rounds):
+        for detector, near_original in zip(detectors, originals):
+            invented = ca_cfar(shown, **detector) & ~near_original
+            below = cfar_threshold_db(shown, **detector) - 1.0
+            target = np.where(invented, np.minimum(target, below), target)
+            listed |= invented
+            symbols, shown = applied()
+    return listed, symbols
+
+
+def encode_repairs(amplitude: np.ndarray, decoded: np.ndarray, step: float = 1.0, **rules) -> bytes:
+    """The repair list of ``amplitude`` (N, H, W) dB against ``decoded`` (N, H, W) dB, what the
+    receiver will have before it (the decoded file with any detail and floor layers applied)
+    -> bytes. ``rules``: the other arguments of :func:`choose_repairs`."""
+    amplitude, decoded = _check(amplitude, decoded)
+    if not (step > 0 and np.isfinite(step)):
+        raise ValueError(f"step must be > 0 dB, got {step}")
+    listed, symbols = choose_repairs(amplitude, decoded, step=step, **rules)
+    n, h, w = amplitude.shape
+    out = bytearray(HEAD.pack(MAGIC, VERSION, 0, 0, n, h, w, step, int(listed.sum())))
+    positions = write_table(out, listed.ravel().astype(np.int64), "positions")
+    values = write_table(out, symbols[listed], "value steps")
+    out += ans_encode_segments([positions, values])
+    out += CRC.pack(zlib.crc32(out))
+    return bytes(out)
+
+
+def decode_repairs(data: bytes, decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A repair list and the map it was made against -> (listed (N, H, W) bool, values (M,)
+    float32 dB of the listed cells, row-major per frame). Raises ``BitstreamError`` for a
+    damaged list or one made for other frames."""
+    decoded = np.asarray(decoded, np.float32)
+    if len(data) < HEAD.size + CRC.size:
+        raise BitstreamError(f"a repair list has at least {HEAD.size + CRC.size} bytes", "size")
+    if zlib.crc32(data[: -CRC.size]) != CRC.unpack(data[-CRC.size :])[0]:
+        raise BitstreamError("the repair list's CRC does not match: it is damaged", "checksum")
+    magic, version, reserved, reserved2, n, h, w, step, count = HEAD.unpack_from(data)
+    if magic != MAGIC or version != VERSION or reserved or reserved2:
+        raise BitstreamError("not a repair list this version reads (magic or version)", "head")
+    if not (step > 0 and np.isfinite(step)):
+        raise BitstreamError("the repair list's step is not valid", "head")
+    if decoded.shape != (n, h, w) or count > n * h * w:
+        raise BitstreamError(
+            f"the list is for {n} frames of {h} x {w}, the map given is {decoded.shape}: pass "
+            "the decoded amplitude of the same frames", "frames"
+        )  # fmt: skip
+    _, _, position_model, at = read_table(data, HEAD.size)
+    first, _, value_model, at = read_table(data, at)
+    try:
+        positions, values = ans_decode_segments(
+            data[at : -CRC.size], [(position_model, n * h * w), (value_model, count)]
+        )
+    except ValueError as err:
+        raise BitstreamError(
+            f"the repair list's payload does not decode: {err}", "payload"
+        ) from err
+    listed = positions.reshape(n, h, w).astype(bool)
+    if positions.max(initial=0) > 1 or int(listed.sum()) != count:
+        raise BitstreamError("the repair list's positions do not match its count", "payload")
+    return listed, (decoded[listed] + (values + first) * np.float32(step)).astype(np.float32)
+
+
+def apply_repairs(shown: np.ndarray, data: bytes) -> np.ndarray:
+    """``shown`` (N, H, W) dB, the map the list was made against (the decoded file with the same
+    detail and floor layers applied), with the list's cells set: (N, H, W) float32 (a new
+    array)."""
+    listed, values = decode_repairs(data, shown)
+    out = np.array(shown, np.float32)
+    out[listed] = values
+    return out
+
+
+def is_repair_list(data: bytes) -> bool:
+    """Whether ``data`` starts as a repair list does (its magic)."""
+    return data[:4] == MAGIC
+
+
+def _check(amplitude, decoded) -> tuple[np.ndarray, np.ndarray]:
+    amplitude, decoded = np.asarray(amplitude), np.asarray(decoded, np.float32)
+    if amplitude.ndim != 3 or amplitude.shape != decoded.shape:
+        raise ValueError(f"amplitude {amplitude.shape} and decoded map {decoded.shape} must be "
+                         "the same (N, H, W) frames")  # fmt: skip
+    if max(amplitude.shape[1:]) > 0xFFFF:
+        raise ValueError(f"frames of {amplitude.shape[1:]} are too large for a repair list")
+    if not (np.isfinite(amplitude).all() and np.isfinite(decoded).all()):
+        raise ValueError("amplitude and decoded map must be finite")
+    return amplitude, decoded
+
+
+__all__ = [
+    "BENCH_DETECTOR",
+    "apply_repairs",
+    "choose_repairs",
+    "decode_repairs",
+    "encode_repairs",
+    "is_repair_list",
+]

@@ -1,0 +1,51 @@
+"""Symbol tables of the layers beside a file: an alphabet of integers, its counts, and the
+``constriction`` categorical model both ends build from them (:mod:`mmslim.codec.ans`).
+
+A table is written as ``first symbol (int16), K (uint16), K counts (uint32)``: symbol ``first + i``
+occurred ``counts[i]`` times in what the layer codes. The model is built from the counts alone,
+so sender and receiver code with the same probabilities. Used by
+:mod:`mmslim.codec.floor_layer` and :mod:`mmslim.codec.repairs`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from mmslim.codec.ans import categorical_model
+from mmslim.codec.frames import BitstreamError
+
+TABLE = struct.Struct("<hH")  # first symbol, K
+MAX_SYMBOLS = 4096  # the largest alphabet a table may hold
+
+
+def write_table(out: bytearray, symbols: np.ndarray, what: str = "symbols"):
+    """Append the table of ``symbols`` (M,) int to ``out``; returns (``symbols - first`` (M,),
+    their categorical model). ``what`` names them in the error for an alphabet too large."""
+    symbols = np.asarray(symbols, np.int64)
+    first = int(symbols.min()) if symbols.size else 0
+    shifted = symbols - first
+    counts = np.bincount(shifted, minlength=2)  # constriction needs two symbols at least
+    if len(counts) > MAX_SYMBOLS or not -0x8000 <= first <= 0x7FFF:
+        raise ValueError(f"{len(counts)} {what} from {first}: more than a table holds "
+                         f"({MAX_SYMBOLS}); use a coarser step")  # fmt: skip
+    out += TABLE.pack(first, len(counts)) + counts.astype("<u4").tobytes()
+    return shifted, categorical_model(counts + (counts.sum() == 0))
+
+
+def read_table(data: bytes, at: int, trailer: int = 4):
+    """The table at offset ``at`` of ``data`` (``trailer`` bytes at the end are not part of any
+    table): (first symbol, K, categorical model, offset after the table). Raises
+    ``BitstreamError`` if it is cut short or holds no valid alphabet."""
+    if len(data) < at + TABLE.size + trailer:
+        raise BitstreamError("the layer is truncated (a symbol table)", "size")
+    first, k = TABLE.unpack_from(data, at)
+    at += TABLE.size
+    if not 2 <= k <= MAX_SYMBOLS or len(data) < at + 4 * k + trailer:
+        raise BitstreamError("a symbol table of the layer is not valid", "table")
+    counts = np.frombuffer(data, "<u4", count=k, offset=at).astype(np.float64)
+    return first, k, categorical_model(counts + (counts.sum() == 0)), at + 4 * k
+
+
+__all__ = ["MAX_SYMBOLS", "TABLE", "read_table", "write_table"]
