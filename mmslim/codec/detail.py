@@ -130,7 +130,7 @@ def encode_detail(
     """The detail layer of ``maps`` (N, H, W): phase in rad (``kind="phase"``) or the original
     amplitude in dB (``kind="amplitude"``), cells chosen on ``amplitude_hat`` (N, H, W), the
     decoded amplitude in dB (what the receiver will have) -> bytes."""
-    maps, amplitude_hat = _check_maps(maps, amplitude_hat)
+    maps, amplitude_hat = check_layer_maps(maps, amplitude_hat)
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}; choose one of {', '.join(KINDS)}")
     if not 1 <= bits <= 8:
@@ -240,7 +240,9 @@ def _refine(maps_hat, data: bytes, amplitude_hat, kind: str) -> np.ndarray:
     return out
 
 
-def _check_maps(maps, amplitude_hat) -> tuple[np.ndarray, np.ndarray]:
+def check_layer_maps(maps, amplitude_hat) -> tuple[np.ndarray, np.ndarray]:
+    """``maps`` and the decoded amplitude a layer is made against, as arrays, checked: the same
+    (N, H, W) frames, small enough for the layers' uint16 fields, finite. Raises ValueError."""
     maps, amplitude_hat = np.asarray(maps), np.asarray(amplitude_hat, np.float32)
     if maps.ndim != 3 or maps.shape != amplitude_hat.shape:
         raise ValueError(
@@ -248,7 +250,7 @@ def _check_maps(maps, amplitude_hat) -> tuple[np.ndarray, np.ndarray]:
             "(N, H, W) frames"
         )
     if max(maps.shape[1:]) > 0xFFFF or maps.shape[1] * maps.shape[2] > 0xFFFF:
-        raise ValueError(f"frames of {maps.shape[1:]} are too large for a detail layer")
+        raise ValueError(f"frames of {maps.shape[1:]} are too large for a layer beside a file")
     if not (np.isfinite(maps).all() and np.isfinite(amplitude_hat).all()):
         raise ValueError("maps and decoded amplitude must be finite")
     return maps, amplitude_hat
@@ -267,6 +269,7 @@ def _unpack(data: bytes, bits: int, count: int) -> np.ndarray:
 
 
 __all__ = [
+    "check_layer_maps",
     "choose_thresholds",
     "decode_detail",
     "detail_cells",

@@ -63,7 +63,7 @@ import zlib
 import numpy as np
 
 from mmslim.codec.ans import ans_decode_segments, ans_encode_segments
-from mmslim.codec.detail import _check_maps, choose_thresholds, detail_cells
+from mmslim.codec.detail import check_layer_maps, choose_thresholds, detail_cells
 from mmslim.codec.frames import BitstreamError
 from mmslim.codec.symbols import read_table, write_table
 
@@ -108,7 +108,7 @@ def encode_floor(
     """The floor layer of ``amplitude`` (N, H, W) dB, the original, against ``amplitude_hat``
     (N, H, W) dB, what the receiver decodes from the file (``floor="none"``) -> bytes.
     ``texture_step`` 0 sends the level only; otherwise at least 0.5 dB."""
-    amplitude, amplitude_hat = _check_maps(amplitude, amplitude_hat)
+    amplitude, amplitude_hat = check_layer_maps(amplitude, amplitude_hat)
     if not level_step > 0 or not np.isfinite(level_step):
         raise ValueError(f"level_step must be > 0 dB, got {level_step}")
     if texture_step and not (0.5 <= texture_step < 1e6):

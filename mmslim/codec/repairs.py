@@ -58,6 +58,7 @@ import numpy as np
 from scipy import ndimage
 
 from mmslim.codec.ans import ans_decode_segments, ans_encode_segments
+from mmslim.codec.detail import check_layer_maps
 from mmslim.codec.frames import BitstreamError
 from mmslim.codec.symbols import read_table, write_table
 from mmslim.metrics.radar import ca_cfar, cfar_threshold_db
@@ -112,7 +113,7 @@ def encode_repairs(amplitude: np.ndarray, decoded: np.ndarray, step: float = 1.0
     """The repair list of ``amplitude`` (N, H, W) dB against ``decoded`` (N, H, W) dB, what the
     receiver will have before it (the decoded file with any detail and floor layers applied)
     -> bytes. ``rules``: the other arguments of :func:`choose_repairs`."""
-    amplitude, decoded = _check(amplitude, decoded)
+    amplitude, decoded = check_layer_maps(amplitude, decoded)
     if not (step > 0 and np.isfinite(step)):
         raise ValueError(f"step must be > 0 dB, got {step}")
     listed, symbols = choose_repairs(amplitude, decoded, step=step, **rules)
@@ -173,18 +174,6 @@ def apply_repairs(shown: np.ndarray, data: bytes) -> np.ndarray:
 def is_repair_list(data: bytes) -> bool:
     """Whether ``data`` starts as a repair list does (its magic)."""
     return data[:4] == MAGIC
-
-
-def _check(amplitude, decoded) -> tuple[np.ndarray, np.ndarray]:
-    amplitude, decoded = np.asarray(amplitude), np.asarray(decoded, np.float32)
-    if amplitude.ndim != 3 or amplitude.shape != decoded.shape:
-        raise ValueError(f"amplitude {amplitude.shape} and decoded map {decoded.shape} must be "
-                         "the same (N, H, W) frames")  # fmt: skip
-    if max(amplitude.shape[1:]) > 0xFFFF:
-        raise ValueError(f"frames of {amplitude.shape[1:]} are too large for a repair list")
-    if not (np.isfinite(amplitude).all() and np.isfinite(decoded).all()):
-        raise ValueError("amplitude and decoded map must be finite")
-    return amplitude, decoded
 
 
 __all__ = [

@@ -207,6 +207,13 @@ def _check_07(r):
     assert list(bpe) == sorted(bpe) and bpe[1] - bpe[0] < 0.02
     assert list(gain) == sorted(gain) and gain[1] > gain[0] + 0.5
     assert abs(_finite(r, "floor_bias_db")[0]) > 0.5  # the decoded floor's level is off
+    # section 10: the repair list lifts CFAR F1 (the detector it was made for) for few bits
+    for without, with_list in (("shipped", "repairs"), ("layered", "layered_repairs")):
+        before, after = _finite(r, f"f1_{without}", f"f1_{with_list}")
+        assert after > before
+    bpe_before, bpe_after = _finite(r, "bpe_shipped", "bpe_repairs")
+    assert 0 < bpe_after - bpe_before < 0.03
+    _finite(r, "f1_other_shipped", "f1_other_repairs")
 
 
 def _check_08(r):
