@@ -26,7 +26,9 @@ from mmslim.data.dataset import FRAME_SHAPE
 # Bits per cell of the detail layers, one operating point each.
 DETAIL_BITS = {"amplitude": (2, 3, 4), "phase": (3, 4, 5)}
 # Layers beside the main amplitude model's file, one operating point each: (detail bits, floor
-# layer's texture step in dB (0: level only; None: no floor layer), with a repair list).
+# layer's texture step in dB (0: level only; None: no floor layer), with a repair list). The
+# phase detail layers are also drawn with their cells chosen on the amplitude with
+# PHASE_ON_LAYERS.
 LAYERS = (
     (3, 0.0, False),
     (3, 16.0, False),
@@ -35,6 +37,7 @@ LAYERS = (
     (3, 0.0, True),
     (3, 13.0, True),
 )
+PHASE_ON_LAYERS = (3, 0.0, True)
 
 
 @dataclass
@@ -100,18 +103,28 @@ def detail_method(
     within_db: float = 43.0,
     frame_shape=FRAME_SHAPE,
     kind: str = "phase",
+    amplitude_layers: tuple | None = None,
 ) -> Method:
     """mmSlim's ``kind`` codec with a detail layer (:mod:`mmslim.codec.detail`): the sender also
     decodes the amplitude file, as the receiver will, to choose the cells (for amplitude,
-    ``amplitude_model`` is ``model`` and the file is the one it sends)."""
+    ``amplitude_model`` is ``model`` and the file is the one it sends). Phase only:
+    ``amplitude_layers``, the arguments of :func:`layered_method` after the model, sends the
+    amplitude with those layers and chooses the cells on the amplitude they give (its bytes are
+    counted with the amplitude)."""
     from mmslim.codec.detail import encode_detail, refine_amplitude, refine_phase
 
     base = model_method(name, "mmslim", model, kind, frame_shape)
     shape = tuple(frame_shape)
+    amplitude = model_method(name, "mmslim", amplitude_model, "amplitude", frame_shape)
+    plain = amplitude.setting
+    if amplitude_layers is not None:
+        if kind != "phase":
+            raise ValueError("amplitude_layers choose a phase detail layer's cells")
+        amplitude = layered_method(name, amplitude_model, *amplitude_layers, frame_shape=shape)
 
     def enc(maps, amp):
-        amp_file = compress_maps(amplitude_model, amp, "amplitude", "ans")
-        amp_hat = decompress_maps(amplitude_model, amp_file, frame_shape=shape)[0]
+        amp_file = amplitude.compress(amp, amp)
+        amp_hat = amplitude.decompress(amp_file)
         detail = encode_detail(maps, amp_hat, bits, within_db, kind=kind)
         sent = amp_file if kind == "amplitude" else base.compress(maps, amp)
         return WithDetail(sent, detail, amp_hat)
@@ -122,6 +135,8 @@ def detail_method(
         return refine_phase(base.decompress(sent.file), sent.detail, sent.amplitude_hat)
 
     setting = f"{base.setting} detail={bits}b@{within_db:g}dB"
+    if amplitude_layers is not None:  # the amplitude's layers, as its own setting names them
+        setting += f" cells on amplitude +{amplitude.setting.removeprefix(plain)}"
     return Method(name, "mmslim", setting, enc, dec)
 
 
@@ -137,15 +152,12 @@ def layered_method(
     at the receiver: an amplitude detail layer of ``detail_bits`` bits (0: none), a floor layer
     (:mod:`mmslim.codec.floor_layer`) of ``floor_step`` dB (0: level only; None: none), a repair
     list (:mod:`mmslim.codec.repairs`) made against what the others leave."""
-    from mmslim.codec.detail import encode_detail, refine_amplitude
-    from mmslim.codec.floor_layer import encode_floor, refine_floor
-    from mmslim.codec.repairs import apply_repairs, encode_repairs
+    from mmslim.codec.detail import encode_detail
+    from mmslim.codec.floor_layer import encode_floor
+    from mmslim.codec.layers import apply_amplitude_layers
+    from mmslim.codec.repairs import encode_repairs
 
     base = model_method(name, "mmslim", model, "amplitude", frame_shape)
-
-    def shown(sent: WithDetail, amp_hat):  # what the receiver has before the repair list
-        out = refine_amplitude(amp_hat, sent.detail) if sent.detail else amp_hat
-        return refine_floor(out, sent.floor, amp_hat) if sent.floor else out
 
     def enc(maps, amp):
         file = base.compress(maps, amp)
@@ -155,13 +167,14 @@ def layered_method(
             sent.detail = encode_detail(maps, amp_hat, detail_bits, kind="amplitude")
         if floor_step is not None:
             sent.floor = encode_floor(maps, amp_hat, floor_step)
-        if repairs:
-            sent.repairs = encode_repairs(maps, shown(sent, amp_hat))
+        if repairs:  # made against what the receiver has before it
+            shown = apply_amplitude_layers(amp_hat, sent.detail, sent.floor)
+            sent.repairs = encode_repairs(maps, shown)
         return sent
 
     def dec(sent: WithDetail):
-        out = shown(sent, base.decompress(sent.file))
-        return apply_repairs(out, sent.repairs) if sent.repairs else out
+        amp_hat = base.decompress(sent.file)
+        return apply_amplitude_layers(amp_hat, sent.detail, sent.floor, sent.repairs)
 
     setting = base.setting
     if detail_bits:
@@ -187,6 +200,7 @@ def classical_methods(codecs=None) -> list[Method]:
 __all__ = [
     "DETAIL_BITS",
     "LAYERS",
+    "PHASE_ON_LAYERS",
     "Method",
     "WithDetail",
     "classical_methods",

@@ -15,7 +15,9 @@ engineer asks: at the same number of bits, does mmSlim keep more of what matters
 - **Floor layers and repair lists**: the main amplitude model with the layers of each of
   :data:`~mmslim.bench.methods.LAYERS`: a 3-bit detail layer and a floor layer
   (:mod:`mmslim.codec.floor_layer`: the floor's level alone, or its texture too, what PSNR and
-  SSIM reward, at a price), and a repair list (:mod:`mmslim.codec.repairs`) on its own or last.
+  SSIM reward, at a price), and a repair list (:mod:`mmslim.codec.repairs`) on its own or last;
+  and the phase detail layers again with their cells chosen on the amplitude with the layers of
+  :data:`~mmslim.bench.methods.PHASE_ON_LAYERS` (what a receiver of both has).
 - **Rate**: ``8 len(file)`` over the number of map values (bits per element), and the ratios to
   float32 and int16; every method pays the same container, side info and framing (see
   :mod:`mmslim.bench.baselines`).
@@ -34,6 +36,7 @@ mmSlim's rate) and ``rd_{amplitude,phase}.png`` (each distortion against bits pe
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -43,6 +46,7 @@ import torch
 from mmslim.bench.methods import (
     DETAIL_BITS,
     LAYERS,
+    PHASE_ON_LAYERS,
     Method,
     classical_methods,
     detail_method,
@@ -314,10 +318,11 @@ def _run(data, checkpoint, frames, ablations, kinds, codecs, progress, scenarios
                     methods.append(method)
                 if i == 0 and "amplitude" in paths:  # the detail layers
                     amplitude_model = load_model(paths["amplitude"], "amplitude")[0]
-                    for bits in DETAIL_BITS[kind]:
+                    layer_sets = (None, PHASE_ON_LAYERS) if kind == "phase" else (None,)
+                    for layers, bits in itertools.product(layer_sets, DETAIL_BITS[kind]):
                         methods.append(detail_method(
                             name, model, amplitude_model, bits,
-                            frame_shape=val.amplitude.shape[1:], kind=kind,
+                            frame_shape=val.amplitude.shape[1:], kind=kind, amplitude_layers=layers,
                         ))  # fmt: skip
                 if i == 0 and kind == "amplitude":  # floor layers and repair lists
                     shape = val.amplitude.shape[1:]

@@ -108,11 +108,18 @@ def _detail_arguments(s, file_help: str) -> None:
     s.add_argument(
         "--amplitude-checkpoint", type=Path, help="the amplitude model that wrote --amplitude-file"
     )
+    s.add_argument(
+        "--amplitude-layers", action="store_true",
+        help="choose the phase detail layer's cells on the amplitude with the layers written "
+             "beside --amplitude-file (its .detail, .floor and .repairs, those present), as a "
+             "receiver of them all has it: the same flag at both ends",
+    )  # fmt: skip
 
 
 def _decoded_amplitude(args, frames: int, frame_shape, key):
     """The amplitude a receiver decodes from ``--amplitude-file``: what the phase detail layer's
-    cells are chosen on, at both ends (``floor="none"``)."""
+    cells are chosen on, at both ends (``floor="none"``; with ``--amplitude-layers``, the layers
+    beside the file applied)."""
     from mmslim.codec.maps import decompress_maps
 
     if args.amplitude_file is None or args.amplitude_checkpoint is None:
@@ -131,6 +138,15 @@ def _decoded_amplitude(args, frames: int, frame_shape, key):
             f"--amplitude-file holds {len(amp_hat)} frames, the phase {frames}: pass the "
             "amplitude file of the same frames"
         )
+    if args.amplitude_layers:
+        from mmslim.codec.layers import apply_amplitude_layers
+
+        beside = {k: Path(f"{args.amplitude_file}.{k}") for k in ("detail", "floor", "repairs")}
+        found = {k: read_file(p, f"amplitude {k} layer") for k, p in beside.items() if p.is_file()}
+        if not found:
+            raise ValueError(f"--amplitude-layers: no .detail, .floor or .repairs beside "
+                             f"{args.amplitude_file}")  # fmt: skip
+        amp_hat = apply_amplitude_layers(amp_hat, **found)
     return amp_hat
 
 
@@ -257,18 +273,10 @@ def _decompress(args) -> None:
         amp_hat = _decoded_amplitude(args, len(maps), maps.shape[1:], key)
         maps = refine_phase(maps, detail, amp_hat)
     elif detail is not None or layers:
-        from mmslim.codec.detail import refine_amplitude
         from mmslim.codec.floor import restore_floor, seed_of
-        from mmslim.codec.floor_layer import refine_floor
-        from mmslim.codec.repairs import apply_repairs
+        from mmslim.codec.layers import apply_amplitude_layers
 
-        amp_hat = maps  # what the layers were made against
-        if detail is not None:
-            maps = refine_amplitude(maps, detail)
-        if "floor" in layers:
-            maps = refine_floor(maps, layers["floor"], amp_hat)
-        if "repairs" in layers:
-            maps = apply_repairs(maps, layers["repairs"])
+        maps = apply_amplitude_layers(maps, detail, layers.get("floor"), layers.get("repairs"))
         if args.floor != "none":  # drawn after the detail layer, on the refined map
             maps = restore_floor(maps, args.floor, seed_of(data))
     output = args.output if args.output.suffix == ".npy" else Path(f"{args.output}.npy")

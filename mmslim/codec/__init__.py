@@ -10,7 +10,9 @@ optional HMAC tag), :mod:`~mmslim.codec.inputs` (what maps may be coded),
 :mod:`~mmslim.codec.rate` (every byte accounted for) and :mod:`~mmslim.codec.maps` (maps in
 physical units <-> a file, through a model). The model never writes bytes itself. Beside a
 file, optionally: :mod:`~mmslim.codec.detail` (the strongest cells' phase or amplitude error) and
-:mod:`~mmslim.codec.floor_layer` (the amplitude floor's level, and its texture at a step).
+:mod:`~mmslim.codec.floor_layer` (the amplitude floor's level, and its texture at a step),
+:mod:`~mmslim.codec.repairs` (cells set by position), and :mod:`~mmslim.codec.layers` (all of
+them applied, in order, at the receiver).
 
 Nothing here imports PyTorch until a torch model is used (``IndexPrior`` is imported on first
 use), so that the exported codec (:mod:`mmslim.export.sensor`) runs without it.

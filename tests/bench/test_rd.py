@@ -193,8 +193,9 @@ def test_bench_runs_end_to_end(tmp_path, frames, capsys):
         rows = list(csv.DictReader(f))
     n_settings = sum(len(c.settings) for c in baselines.CODECS.values())
     # per kind: mmSlim, one ablation, every setting; amplitude also mmSlim's other two floors,
-    # mmSlim with the detail layer at each of its bit depths, and with each floor layer
-    details = sum(len(bits) for bits in methods.DETAIL_BITS.values())
+    # mmSlim with the detail layer at each of its bit depths (phase twice: cells chosen on the
+    # decoded amplitude, and on the amplitude with its layers), and with each set of layers
+    details = len(methods.DETAIL_BITS["amplitude"]) + 2 * len(methods.DETAIL_BITS["phase"])
     assert len(rows) == 2 * (2 + n_settings) + 2 + details + len(methods.LAYERS)
     for row in rows:
         assert int(row["frames"]) == 3
@@ -218,9 +219,14 @@ def test_bench_runs_end_to_end(tmp_path, frames, capsys):
     assert float(untrained["phase_err_target"]) > 10 * float(near_lossless["phase_err_target"])
     # the detail layer costs bytes beside the phase file, the more the more bits per cell (what
     # it gains needs a trained amplitude model to find the targets: tests/codec/test_detail.py)
-    detailed = [r for (_, s), r in phase.items() if "detail=" in s]
-    sizes = [int(r["bytes"]) for r in detailed]
-    assert sizes == sorted(sizes) and sizes[0] > int(untrained["bytes"])
+    for on_layers in (False, True):  # cells chosen on the decoded amplitude, or with its layers
+        detailed = [
+            r
+            for (_, s), r in phase.items()
+            if "detail=" in s and ("cells on amplitude" in s) == on_layers
+        ]
+        sizes = [int(r["bytes"]) for r in detailed]
+        assert len(sizes) == 3 and sizes == sorted(sizes) and sizes[0] > int(untrained["bytes"])
 
 
 def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, frames):

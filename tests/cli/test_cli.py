@@ -248,3 +248,38 @@ def test_amplitude_with_its_floor_layer_and_repair_list(sample_frames, tmp_path,
     assert main(["decompress", str(amp_file), str(both), "--checkpoint", ckpt,
                  "--repairs", f"{amp_file}.floor"]) != 0  # fmt: skip
     assert "is not what --repairs takes" in capsys.readouterr().err
+
+
+def test_phase_detail_cells_chosen_on_the_amplitude_with_its_layers(sample_frames, tmp_path):
+    from mmslim.codec.detail import refine_phase
+    from mmslim.data.samples import sample_path
+
+    amp_ckpt, phase_ckpt = (str(sample_path("pretrained", f"{k}.pt")) for k in KINDS)
+    amp, phase = tmp_path / "amp.npy", tmp_path / "phase.npy"
+    np.save(amp, sample_frames.amplitude[:4])
+    np.save(phase, sample_frames.phase[:4])
+    amp_file, phase_file = tmp_path / "amp.mmsl", tmp_path / "phase.mmsl"
+    with_amp = ["--amplitude-file", str(amp_file), "--amplitude-checkpoint", amp_ckpt]
+    # no layers beside the amplitude file yet: the flag says what is missing
+    assert main(["compress", str(amp), str(amp_file), "--checkpoint", amp_ckpt]) == 0
+    assert main(["compress", str(phase), str(phase_file), "--checkpoint", phase_ckpt,
+                 "--amplitude", str(amp), "--detail-bits", "4", *with_amp,
+                 "--amplitude-layers"]) != 0  # fmt: skip
+    assert main(["compress", str(amp), str(amp_file), "--checkpoint", amp_ckpt, "--detail-bits",
+                 "3", "--floor-layer", "0", "--repairs"]) == 0  # fmt: skip
+    assert main(["compress", str(phase), str(phase_file), "--checkpoint", phase_ckpt,
+                 "--amplitude", str(amp), "--detail-bits", "4", *with_amp,
+                 "--amplitude-layers"]) == 0  # fmt: skip
+    plain, refined, shown = (tmp_path / f"{k}.npy" for k in ("plain", "refined", "shown"))
+    assert main(["decompress", str(phase_file), str(plain), "--checkpoint", phase_ckpt]) == 0
+    detail = tmp_path / "phase.mmsl.detail"
+    assert main(["decompress", str(phase_file), str(refined), "--checkpoint", phase_ckpt,
+                 "--detail", str(detail), *with_amp, "--amplitude-layers"]) == 0  # fmt: skip
+    layers = [f"--{flag}={amp_file}.{suffix}" for flag, suffix in
+              (("detail", "detail"), ("floor-layer", "floor"), ("repairs", "repairs"))]  # fmt: skip
+    assert main(["decompress", str(amp_file), str(shown), "--checkpoint", amp_ckpt, *layers]) == 0
+    expected = refine_phase(np.load(plain), detail.read_bytes(), np.load(shown))
+    np.testing.assert_array_equal(np.load(refined), expected)
+    # without the flag the receiver selects other cells, and the layer says so
+    assert main(["decompress", str(phase_file), str(refined), "--checkpoint", phase_ckpt,
+                 "--detail", str(detail), *with_amp]) != 0  # fmt: skip
