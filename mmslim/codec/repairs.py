@@ -4,9 +4,9 @@ position, beside the file and any other layer.
 Why. The layers before it work on cells the receiver can find by itself (the detail layer's
 cells near the decoded peak, the floor layer's blocks). What they cannot reach are the cells the
 decoder *misses*: a return the model drew as floor (on the lab77 scenario about 13 cells a
-frame: clutter and a second walker the training radar never showed it, three quarters of the
-target error there) and the cells on which the detector the user runs decides otherwise than on
-the original: a detection lost, or one invented. The sender has the original and knows exactly
+frame, spread over the whole Doppler axis, three quarters of the target error there) and the
+cells on which the detector the user runs decides otherwise than on the original: a detection
+lost, or one invented. The sender has the original and knows exactly
 what the receiver will decode, so it finds those cells and sends them by position.
 
 Which cells (:func:`choose_repairs`), on the map the receiver will have before the list:
