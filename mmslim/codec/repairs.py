@@ -95,7 +95,8 @@ def choose_repairs(
 
     def applied():
         symbols = np.where(listed, np.round((target - decoded) / step), 0).astype(np.int64)
-        return symbols, np.where(listed, decoded + symbols * np.float32(step), decoded)
+        shown = np.where(listed, decoded + symbols * np.float32(step), decoded)
+        return symbols, shown.astype(np.float32)  # as the receiver computes it
 
     symbols, shown = applied()
     originals = [ndimage.binary_dilation(ca_cfar(amplitude, **d), NEAR) for d in detectors]
