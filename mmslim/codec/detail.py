@@ -54,11 +54,11 @@ Cost on the sample's held-out frames (``mmslim bench rd``): see the README; nump
 from __future__ import annotations
 
 import struct
-import zlib
 
 import numpy as np
 
 from mmslim.codec.frames import BitstreamError
+from mmslim.codec.layer_format import CRC, add_crc, check_crc, check_frames
 
 MAGIC = b"MMSD"
 VERSION = 2
@@ -66,7 +66,6 @@ READS = (1, 2)  # versions decoded: 1 (phase only) and this one
 KINDS = ("phase", "amplitude")  # the kind byte's values, in order
 HEAD = struct.Struct("<4sBBBBIHH")  # magic, version, bits, kind, reserved, N, H, W
 FRAME = struct.Struct("<fH")  # threshold (dB), cells
-CRC = struct.Struct("<I")
 LEVEL = struct.Struct("<f")
 NEAR = 3  # the threshold goes in the widest of the gaps this many values either side of the level
 
@@ -94,6 +93,29 @@ def choose_thresholds(
         i = lo + int(np.argmax(gaps))
         out[k] = np.float32((values[i - 1] + values[i]) / 2)
     return out
+
+
+def read_cut(data: bytes, offset: int, amplitude_hat: np.ndarray, layer: str) -> np.ndarray:
+    """The cells above each frame's threshold, from the per-frame table (threshold float32 dB,
+    cells above it uint16) at ``offset`` of a layer, on ``amplitude_hat`` (N, H, W): (N, H, W)
+    bool. Raises ``BitstreamError`` for a threshold that is not finite, or a frame where this
+    amplitude selects another count than the layer's (it was decoded otherwise)."""
+    table = np.frombuffer(data, dtype=np.dtype([("t", "<f4"), ("c", "<u2")]),
+                          count=len(amplitude_hat), offset=offset)  # fmt: skip
+    thresholds, counts = table["t"].astype(np.float32), table["c"].astype(np.int64)
+    if not np.isfinite(thresholds).all():
+        raise BitstreamError(f"a threshold of the {layer} is not finite", "values")
+    cells = detail_cells(amplitude_hat, thresholds)
+    selected = cells.sum(axis=(1, 2))
+    if not np.array_equal(selected, counts):
+        k = int(np.flatnonzero(selected != counts)[0])
+        raise BitstreamError(
+            f"frame {k}: the {layer} was cut at {counts[k]} cells, this amplitude gives "
+            f"{selected[k]}; decode the amplitude file with the model it was made with and "
+            "floor='none' (and the same layers, where it was made on them)",
+            "cells",
+        )  # fmt: skip
+    return cells
 
 
 def error_levels(errors: np.ndarray, count: int, iterations: int = 30) -> np.ndarray:
@@ -151,8 +173,7 @@ def encode_detail(
         codes = nearest_level(errors, levels)
         out += levels.astype("<f4").tobytes()
     out += _pack(codes, bits)
-    out += CRC.pack(zlib.crc32(out))
-    return bytes(out)
+    return add_crc(out)
 
 
 def detail_kind(data: bytes) -> str:
@@ -168,42 +189,25 @@ def decode_detail(data: bytes, amplitude_hat: np.ndarray) -> tuple[np.ndarray, n
     rad, or amplitude in dB). Raises ``BitstreamError`` for a damaged layer or one made against
     another amplitude."""
     amplitude_hat = np.asarray(amplitude_hat, np.float32)
-    if len(data) < HEAD.size + CRC.size:
-        raise BitstreamError(f"a detail layer has at least {HEAD.size + CRC.size} bytes", "size")
-    if zlib.crc32(data[: -CRC.size]) != CRC.unpack(data[-CRC.size :])[0]:
-        raise BitstreamError("the detail layer's CRC does not match: it is damaged", "checksum")
+    check_crc(data, HEAD.size, "detail layer")
     magic, version, bits, kind, reserved, n, h, w = HEAD.unpack_from(data)
     known_kind = kind < len(KINDS) and (version == VERSION or KINDS[kind] == "phase")
     if magic != MAGIC or version not in READS or reserved or not known_kind or not 1 <= bits <= 8:
         raise BitstreamError("not a detail layer this version reads (magic, version, kind or "
                              "bits)", "head")  # fmt: skip
-    if amplitude_hat.shape != (n, h, w):
-        raise BitstreamError(
-            f"the layer is for {n} frames of {h} x {w}, the amplitude given is "
-            f"{amplitude_hat.shape}: pass the decoded amplitude of the same frames", "frames"
-        )  # fmt: skip
+    check_frames(amplitude_hat, n, h, w, "detail layer")
     end = HEAD.size + FRAME.size * n
+    has_levels = KINDS[kind] == "amplitude"
+    if len(data) < end + has_levels * LEVEL.size * 2**bits + CRC.size:
+        raise BitstreamError("the detail layer is truncated", "size")
     levels = None
-    if KINDS[kind] == "amplitude":
+    if has_levels:
         levels = np.frombuffer(data, "<f4", count=2**bits, offset=end).astype(np.float32)
         end += LEVEL.size * 2**bits
-    if len(data) < end + CRC.size:
-        raise BitstreamError("the detail layer is truncated", "size")
-    table = np.frombuffer(data, dtype=np.dtype([("t", "<f4"), ("c", "<u2")]), count=n,
-                          offset=HEAD.size)  # fmt: skip
-    thresholds, counts = table["t"].astype(np.float32), table["c"].astype(np.int64)
-    if not np.isfinite(thresholds).all() or (levels is not None and not np.isfinite(levels).all()):
-        raise BitstreamError("a threshold or level of the detail layer is not finite", "values")
-    cells = detail_cells(amplitude_hat, thresholds)
-    selected = cells.sum(axis=(1, 2))
-    if not np.array_equal(selected, counts):
-        k = int(np.flatnonzero(selected != counts)[0])
-        raise BitstreamError(
-            f"frame {k}: the layer holds {counts[k]} cells, this amplitude selects {selected[k]}; "
-            "decode the amplitude file with the model it was made with and floor='none'",
-            "cells",
-        )  # fmt: skip
-    total = int(counts.sum())
+    if levels is not None and not np.isfinite(levels).all():
+        raise BitstreamError("a level of the detail layer is not finite", "values")
+    cells = read_cut(data, HEAD.size, amplitude_hat, "detail layer")
+    total = int(cells.sum())
     if len(data) - CRC.size - end != -(-total * bits // 8):
         raise BitstreamError("the detail layer's codes do not match its cell counts", "codes")
     codes = _unpack(data[end : -CRC.size], bits, total)
@@ -277,6 +281,7 @@ __all__ = [
     "encode_detail",
     "error_levels",
     "nearest_level",
+    "read_cut",
     "refine_amplitude",
     "refine_phase",
 ]

@@ -31,7 +31,7 @@ rounded from even spacing so any frame size works). For each block that holds fl
   (a table in the layer). Entropy coded, so the rate follows the step.
 
 Both symbol streams are coded with ``constriction``'s ANS coder (:mod:`mmslim.codec.ans`) under
-categorical models whose counts are in the layer (:mod:`mmslim.codec.symbols`).
+categorical models whose counts are in the layer (:mod:`mmslim.codec.layer_format`).
 
 Layout, version 1 (integers little-endian)::
 
@@ -58,20 +58,18 @@ numpy and constriction only.
 from __future__ import annotations
 
 import struct
-import zlib
 
 import numpy as np
 
 from mmslim.codec.ans import ans_decode_segments, ans_encode_segments
-from mmslim.codec.detail import check_layer_maps, choose_thresholds, detail_cells
+from mmslim.codec.detail import check_layer_maps, choose_thresholds, detail_cells, read_cut
 from mmslim.codec.frames import BitstreamError
-from mmslim.codec.symbols import read_table, write_table
+from mmslim.codec.layer_format import CRC, add_crc, check_crc, check_frames, read_table, write_table
 
 MAGIC = b"MMSF"
 VERSION = 1
 HEAD = struct.Struct("<4sBBBBIHHff")  # magic, version, rows, cols, reserved, N, H, W, steps
 FRAME = struct.Struct("<fH")  # threshold (dB), cells above it
-CRC = struct.Struct("<I")
 GRID = (8, 2)  # default blocks per frame: (rows, cols)
 
 
@@ -139,8 +137,7 @@ def encode_floor(
         out += values.astype("<f4").tobytes()  # each symbol's mean deviation, dB
         segments.append((symbols, model))
     out += ans_encode_segments(segments)
-    out += CRC.pack(zlib.crc32(out))
-    return bytes(out)
+    return add_crc(out)
 
 
 def decode_floor(data: bytes, amplitude_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,10 +145,7 @@ def decode_floor(data: bytes, amplitude_hat: np.ndarray) -> tuple[np.ndarray, np
     bool, what the receiver puts there: (N, H, W) float32 dB, meaningful on the floor cells).
     Raises ``BitstreamError`` for a damaged layer or one made against another amplitude."""
     amplitude_hat = np.asarray(amplitude_hat, np.float32)
-    if len(data) < HEAD.size + CRC.size:
-        raise BitstreamError(f"a floor layer has at least {HEAD.size + CRC.size} bytes", "size")
-    if zlib.crc32(data[: -CRC.size]) != CRC.unpack(data[-CRC.size :])[0]:
-        raise BitstreamError("the floor layer's CRC does not match: it is damaged", "checksum")
+    check_crc(data, HEAD.size, "floor layer")
     magic, version, rows, cols, reserved, n, h, w, level_step, texture_step = HEAD.unpack_from(data)
     if magic != MAGIC or version != VERSION or reserved or not rows or not cols:
         raise BitstreamError("not a floor layer this version reads (magic, version or grid)",
@@ -159,28 +153,11 @@ def decode_floor(data: bytes, amplitude_hat: np.ndarray) -> tuple[np.ndarray, np
     if not (level_step > 0 and np.isfinite(level_step) and np.isfinite(texture_step)
             and texture_step >= 0):  # fmt: skip
         raise BitstreamError("the floor layer's steps are not valid", "head")
-    if amplitude_hat.shape != (n, h, w):
-        raise BitstreamError(
-            f"the layer is for {n} frames of {h} x {w}, the amplitude given is "
-            f"{amplitude_hat.shape}: pass the decoded amplitude of the same frames", "frames"
-        )  # fmt: skip
+    check_frames(amplitude_hat, n, h, w, "floor layer")
     at = HEAD.size + FRAME.size * n
     if len(data) < at + CRC.size:
         raise BitstreamError("the floor layer is truncated", "size")
-    table = np.frombuffer(data, dtype=np.dtype([("t", "<f4"), ("c", "<u2")]), count=n,
-                          offset=HEAD.size)  # fmt: skip
-    thresholds, counts = table["t"].astype(np.float32), table["c"].astype(np.int64)
-    if not np.isfinite(thresholds).all():
-        raise BitstreamError("a threshold of the floor layer is not finite", "values")
-    floor = ~detail_cells(amplitude_hat, thresholds)
-    selected = (~floor).sum(axis=(1, 2))
-    if not np.array_equal(selected, counts):
-        k = int(np.flatnonzero(selected != counts)[0])
-        raise BitstreamError(
-            f"frame {k}: the layer leaves {counts[k]} cells out, this amplitude {selected[k]}; "
-            "decode the amplitude file with the model it was made with and floor='none'",
-            "cells",
-        )  # fmt: skip
+    floor = ~read_cut(data, HEAD.size, amplitude_hat, "floor layer")
     blocks = block_index((h, w), (rows, cols))
     hat_mean, cells = _block_means(amplitude_hat, floor, blocks, rows * cols)
     first, _, level_model, at = read_table(data, at)

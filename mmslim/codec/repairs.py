@@ -28,7 +28,7 @@ What is sent: each listed cell's position (a yes/no per cell, entropy coded: abo
 cell at a dozen cells a frame) and its value as whole ``step`` dB (default 1) above or below the
 decoded value there, so the receiver's value does not depend on float rounding of the decoded
 map beyond that map's own. Both streams are coded with ``constriction``'s ANS coder under
-categorical models whose counts are in the layer (:mod:`mmslim.codec.symbols`).
+categorical models whose counts are in the layer (:mod:`mmslim.codec.layer_format`).
 
 Layout, version 1 (integers little-endian)::
 
@@ -52,7 +52,6 @@ numpy, scipy and constriction only.
 from __future__ import annotations
 
 import struct
-import zlib
 
 import numpy as np
 from scipy import ndimage
@@ -60,13 +59,12 @@ from scipy import ndimage
 from mmslim.codec.ans import ans_decode_segments, ans_encode_segments
 from mmslim.codec.detail import check_layer_maps
 from mmslim.codec.frames import BitstreamError
-from mmslim.codec.symbols import read_table, write_table
+from mmslim.codec.layer_format import CRC, add_crc, check_crc, check_frames, read_table, write_table
 from mmslim.metrics.radar import ca_cfar, cfar_threshold_db
 
 MAGIC = b"MMSR"
 VERSION = 1
 HEAD = struct.Struct("<4sBBHIHHfI")  # magic, version, reserved (u8, u16), N, H, W, step, M
-CRC = struct.Struct("<I")
 BENCH_DETECTOR: dict = {}  # ca_cfar's own settings: those mmslim bench rd scores with
 NEAR = np.ones((1, 3, 3), bool)  # "within one cell", as detection_scores matches detections
 
@@ -123,8 +121,7 @@ def encode_repairs(amplitude: np.ndarray, decoded: np.ndarray, step: float = 1.0
     positions = write_table(out, listed.ravel().astype(np.int64), "positions")
     values = write_table(out, symbols[listed], "value steps")
     out += ans_encode_segments([positions, values])
-    out += CRC.pack(zlib.crc32(out))
-    return bytes(out)
+    return add_crc(out)
 
 
 def decode_repairs(data: bytes, decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,20 +129,15 @@ def decode_repairs(data: bytes, decoded: np.ndarray) -> tuple[np.ndarray, np.nda
     float32 dB of the listed cells, row-major per frame). Raises ``BitstreamError`` for a
     damaged list or one made for other frames."""
     decoded = np.asarray(decoded, np.float32)
-    if len(data) < HEAD.size + CRC.size:
-        raise BitstreamError(f"a repair list has at least {HEAD.size + CRC.size} bytes", "size")
-    if zlib.crc32(data[: -CRC.size]) != CRC.unpack(data[-CRC.size :])[0]:
-        raise BitstreamError("the repair list's CRC does not match: it is damaged", "checksum")
+    check_crc(data, HEAD.size, "repair list")
     magic, version, reserved, reserved2, n, h, w, step, count = HEAD.unpack_from(data)
     if magic != MAGIC or version != VERSION or reserved or reserved2:
         raise BitstreamError("not a repair list this version reads (magic or version)", "head")
     if not (step > 0 and np.isfinite(step)):
         raise BitstreamError("the repair list's step is not valid", "head")
-    if decoded.shape != (n, h, w) or count > n * h * w:
-        raise BitstreamError(
-            f"the list is for {n} frames of {h} x {w}, the map given is {decoded.shape}: pass "
-            "the decoded amplitude of the same frames", "frames"
-        )  # fmt: skip
+    check_frames(decoded, n, h, w, "repair list")
+    if count > n * h * w:
+        raise BitstreamError(f"the repair list claims {count} cells of {n * h * w}", "head")
     _, _, position_model, at = read_table(data, HEAD.size)
     first, _, value_model, at = read_table(data, at)
     try:

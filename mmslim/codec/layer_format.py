@@ -1,15 +1,19 @@
-"""Symbol tables of the layers beside a file: an alphabet of integers, its counts, and the
+"""What the layers beside a file share in their bytes (:mod:`mmslim.codec.detail`,
+:mod:`mmslim.codec.floor_layer`, :mod:`mmslim.codec.repairs`): a CRC32 of every byte before it
+at the end (:func:`check_crc`), a check that a layer is for the frames given
+(:func:`check_frames`), and symbol tables: an alphabet of integers, its counts, and the
 ``constriction`` categorical model both ends build from them (:mod:`mmslim.codec.ans`).
 
 A table is written as ``first symbol (int16), K (uint16), K counts (uint32)``: symbol ``first + i``
 occurred ``counts[i]`` times in what the layer codes. The model is built from the counts alone,
-so sender and receiver code with the same probabilities. Used by
-:mod:`mmslim.codec.floor_layer` and :mod:`mmslim.codec.repairs`.
+so sender and receiver code with the same probabilities (the floor layer and the repair list
+code with them).
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 
 import numpy as np
 
@@ -18,6 +22,30 @@ from mmslim.codec.frames import BitstreamError
 
 TABLE = struct.Struct("<hH")  # first symbol, K
 MAX_SYMBOLS = 4096  # the largest alphabet a table may hold
+CRC = struct.Struct("<I")
+
+
+def add_crc(out: bytearray) -> bytes:
+    """``out`` with the CRC32 of all its bytes appended."""
+    return bytes(out + CRC.pack(zlib.crc32(out)))
+
+
+def check_crc(data: bytes, head_size: int, layer: str) -> None:
+    """Raise ``BitstreamError`` unless ``data`` holds a head of ``head_size`` bytes and a CRC32
+    at its end that matches every byte before it. ``layer`` names it in the message."""
+    if len(data) < head_size + CRC.size:
+        raise BitstreamError(f"a {layer} has at least {head_size + CRC.size} bytes", "size")
+    if zlib.crc32(data[: -CRC.size]) != CRC.unpack(data[-CRC.size :])[0]:
+        raise BitstreamError(f"the {layer}'s CRC does not match: it is damaged", "checksum")
+
+
+def check_frames(maps: np.ndarray, n: int, h: int, w: int, layer: str) -> None:
+    """Raise ``BitstreamError`` unless ``maps`` are the (n, h, w) frames a layer is for."""
+    if maps.shape != (n, h, w):
+        raise BitstreamError(
+            f"the {layer} is for {n} frames of {h} x {w}, the maps given are {maps.shape}: pass "
+            "the decoded amplitude of the same frames", "frames"
+        )  # fmt: skip
 
 
 def write_table(out: bytearray, symbols: np.ndarray, what: str = "symbols"):
@@ -48,4 +76,13 @@ def read_table(data: bytes, at: int, trailer: int = 4):
     return first, k, categorical_model(counts + (counts.sum() == 0)), at + 4 * k
 
 
-__all__ = ["MAX_SYMBOLS", "TABLE", "read_table", "write_table"]
+__all__ = [
+    "CRC",
+    "MAX_SYMBOLS",
+    "TABLE",
+    "add_crc",
+    "check_crc",
+    "check_frames",
+    "read_table",
+    "write_table",
+]
