@@ -116,6 +116,15 @@ def _detail_arguments(s, file_help: str) -> None:
     )  # fmt: skip
 
 
+def _check_amplitude_layers_flag(args, kind: str, detail) -> None:
+    """``--amplitude-layers`` only means something for a phase file's detail layer."""
+    if args.amplitude_layers and not (kind == "phase" and detail):
+        raise ValueError(
+            "--amplitude-layers chooses a phase detail layer's cells: use it with a phase model "
+            "and --detail-bits (compress) or --detail (decompress)"
+        )
+
+
 def _decoded_amplitude(args, frames: int, frame_shape, key):
     """The amplitude a receiver decodes from ``--amplitude-file``: what the phase detail layer's
     cells are chosen on, at both ends (``floor="none"``; with ``--amplitude-layers``, the layers
@@ -167,6 +176,7 @@ def _compress(args) -> None:
                          f"{kind} model")  # fmt: skip
     if args.repairs and kind != "amplitude":
         raise ValueError(f"--repairs lists amplitude cells; {args.checkpoint} is a {kind} model")
+    _check_amplitude_layers_flag(args, kind, args.detail_bits)
     maps, amp = read_maps(args.input, kind, args.amplitude)
     amp_hat = None
     if args.detail_bits and kind == "phase":  # before anything is written: a missing amplitude
@@ -253,6 +263,7 @@ def _decompress(args) -> None:
                 f"{args.detail} is a {detail_kind(detail)} detail layer and {args.input} a "
                 f"{kind} file: pass the layer written beside this file"
             )
+    _check_amplitude_layers_flag(args, kind, args.detail)
     layers = _amplitude_layer_files(args, kind)  # checked before decoding
     # the layers' cells are chosen on the decoded map as it is
     floor = "none" if detail is not None or layers else args.floor

@@ -283,3 +283,6 @@ def test_phase_detail_cells_chosen_on_the_amplitude_with_its_layers(sample_frame
     # without the flag the receiver selects other cells, and the layer says so
     assert main(["decompress", str(phase_file), str(refined), "--checkpoint", phase_ckpt,
                  "--detail", str(detail), *with_amp]) != 0  # fmt: skip
+    # the flag without a phase detail layer means nothing, and is refused
+    assert main(["decompress", str(phase_file), str(refined), "--checkpoint", phase_ckpt,
+                 *with_amp, "--amplitude-layers"]) != 0  # fmt: skip
