@@ -21,23 +21,25 @@ import numpy as np
 
 from mmslim.bench import baselines
 from mmslim.codec.maps import compress_maps, decompress_maps
+from mmslim.codec.repairs import BENCH_ONLY, DETECTORS
 from mmslim.data.dataset import FRAME_SHAPE
 
 # Bits per cell of the detail layers, one operating point each.
 DETAIL_BITS = {"amplitude": (2, 3, 4), "phase": (3, 4, 5)}
 # Layers beside the main amplitude model's file, one operating point each: (detail bits, floor
-# layer's texture step in dB (0: level only; None: no floor layer), with a repair list). The
-# phase detail layers are also drawn with their cells chosen on the amplitude with
-# PHASE_ON_LAYERS.
+# layer's texture step in dB (0: level only; None: no floor layer), the detectors of a repair
+# list (None: no list)). The phase detail layers are also drawn with their cells chosen on the
+# amplitude with PHASE_ON_LAYERS.
 LAYERS = (
-    (3, 0.0, False),
-    (3, 16.0, False),
-    (3, 13.0, False),
-    (0, None, True),
-    (3, 0.0, True),
-    (3, 13.0, True),
+    (3, 0.0, None),
+    (3, 16.0, None),
+    (3, 13.0, None),
+    (0, None, DETECTORS),
+    (3, 0.0, DETECTORS),
+    (3, 0.0, BENCH_ONLY),
+    (3, 13.0, DETECTORS),
 )
-PHASE_ON_LAYERS = (3, 0.0, True)
+PHASE_ON_LAYERS = (3, 0.0, DETECTORS)
 
 
 @dataclass
@@ -145,13 +147,14 @@ def layered_method(
     model,
     detail_bits: int = 3,
     floor_step: float | None = None,
-    repairs: bool = False,
+    repairs: tuple[dict, ...] | None = None,
     frame_shape=FRAME_SHAPE,
 ) -> Method:
     """mmSlim's amplitude codec with layers beside its file, each optional, applied in this order
     at the receiver: an amplitude detail layer of ``detail_bits`` bits (0: none), a floor layer
     (:mod:`mmslim.codec.floor_layer`) of ``floor_step`` dB (0: level only; None: none), a repair
-    list (:mod:`mmslim.codec.repairs`) made against what the others leave."""
+    list (:mod:`mmslim.codec.repairs`) made against what the others leave, for the CA-CFAR
+    settings ``repairs`` (None: no list)."""
     from mmslim.codec.detail import encode_detail
     from mmslim.codec.floor_layer import encode_floor
     from mmslim.codec.layers import apply_amplitude_layers
@@ -167,9 +170,9 @@ def layered_method(
             sent.detail = encode_detail(maps, amp_hat, detail_bits, kind="amplitude")
         if floor_step is not None:
             sent.floor = encode_floor(maps, amp_hat, floor_step)
-        if repairs:  # made against what the receiver has before it
+        if repairs is not None:  # made against what the receiver has before it
             shown = apply_amplitude_layers(amp_hat, sent.detail, sent.floor)
-            sent.repairs = encode_repairs(maps, shown)
+            sent.repairs = encode_repairs(maps, shown, detectors=repairs)
         return sent
 
     def dec(sent: WithDetail):
@@ -181,8 +184,8 @@ def layered_method(
         setting += f" detail={detail_bits}b@43dB"
     if floor_step is not None:
         setting += f" floor-layer={f'texture {floor_step:g} dB' if floor_step else 'level'}"
-    if repairs:
-        setting += " repairs"
+    if repairs is not None:
+        setting += " repairs" if repairs == DETECTORS else " repairs(bench detector only)"
     return Method(name, "mmslim", setting, enc, dec)
 
 

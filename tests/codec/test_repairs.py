@@ -94,4 +94,4 @@ def test_on_the_shipped_model_the_list_sets_the_detections_right_for_a_few_bytes
     assert after["cfar_precision"] > before["cfar_precision"]
     assert after["cfar_recall"] > before["cfar_recall"]
     assert after["cfar_f1"] > before["cfar_f1"] + 0.01
-    assert 8 * len(data) / amp.size < 0.02  # bits per element the list adds
+    assert 8 * len(data) / amp.size < 0.03  # bits per element the list adds (20 frames)
