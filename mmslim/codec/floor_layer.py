@@ -46,7 +46,8 @@ Layout, version 1 (integers little-endian)::
     16      4         level step (float32 dB, > 0)
     20      4         texture step (float32 dB; 0: level only)
     24      6 N       per frame: threshold (float32 dB), cells above it (uint16)
-    ...     table     level symbols: first symbol (int16), K (uint16), K counts (uint32)
+    ...     table     level symbols: model (uint8), first symbol (int16), K (uint16), and for
+                      model 0 K counts (uint32) (:mod:`mmslim.codec.layer_format`)
     ...     table     texture symbols (texture step > 0 only): the same, then K float32 values
     ...     4 words   the ANS payload: level symbols (frames, blocks row-major), then texture
                       symbols (frames, cells row-major)

@@ -1,13 +1,15 @@
 """What the layers beside a file share in their bytes (:mod:`mmslim.codec.detail`,
 :mod:`mmslim.codec.floor_layer`, :mod:`mmslim.codec.repairs`): a CRC32 of every byte before it
 at the end (:func:`check_crc`), a check that a layer is for the frames given
-(:func:`check_frames`), and symbol tables: an alphabet of integers, its counts, and the
-``constriction`` categorical model both ends build from them (:mod:`mmslim.codec.ans`).
+(:func:`check_frames`), and symbol tables: an alphabet of integers and the ``constriction``
+model both ends code it with (:mod:`mmslim.codec.ans`).
 
-A table is written as ``first symbol (int16), K (uint16), K counts (uint32)``: symbol ``first + i``
-occurred ``counts[i]`` times in what the layer codes. The model is built from the counts alone,
-so sender and receiver code with the same probabilities (the floor layer and the repair list
-code with them).
+A table is written as ``model (uint8), first symbol (int16), K (uint16)``, then, for model 0
+only, ``K counts (uint32)``: symbol ``first + i`` occurred ``counts[i]`` times in what the layer
+codes, and both ends build a categorical model from the counts. Model 1 is uniform over the K
+symbols and sends no counts. The sender takes whichever costs fewer bytes, counts included: a
+layer of one frame codes a few dozen symbols, for which 4 bytes a count would cost more than
+the symbols themselves (the floor layer and the repair list code with these tables).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from __future__ import annotations
 import struct
 import zlib
 
+import constriction
 import numpy as np
 
 from mmslim.codec.ans import categorical_model
 from mmslim.codec.frames import BitstreamError
 
-TABLE = struct.Struct("<hH")  # first symbol, K
+TABLE = struct.Struct("<BhH")  # model (0 counts, 1 uniform), first symbol, K
+COUNTS, UNIFORM = 0, 1
 MAX_SYMBOLS = 4096  # the largest alphabet a table may hold
 CRC = struct.Struct("<I")
 
@@ -50,7 +54,7 @@ def check_frames(maps: np.ndarray, n: int, h: int, w: int, layer: str) -> None:
 
 def write_table(out: bytearray, symbols: np.ndarray, what: str = "symbols"):
     """Append the table of ``symbols`` (M,) int to ``out``; returns (``symbols - first`` (M,),
-    their categorical model). ``what`` names them in the error for an alphabet too large."""
+    the model to code them with). ``what`` names them in the error for an alphabet too large."""
     symbols = np.asarray(symbols, np.int64)
     first = int(symbols.min()) if symbols.size else 0
     shifted = symbols - first
@@ -58,8 +62,13 @@ def write_table(out: bytearray, symbols: np.ndarray, what: str = "symbols"):
     if len(counts) > MAX_SYMBOLS or not -0x8000 <= first <= 0x7FFF:
         raise ValueError(f"{len(counts)} {what} from {first}: more than a table holds "
                          f"({MAX_SYMBOLS}); use a coarser step")  # fmt: skip
-    out += TABLE.pack(first, len(counts)) + counts.astype("<u4").tobytes()
-    return shifted, categorical_model(counts + (counts.sum() == 0))
+    k, seen = len(counts), counts[counts > 0]
+    ideal_bits = float(-(seen * np.log2(seen / max(symbols.size, 1))).sum())
+    if 4 * k + ideal_bits / 8 < symbols.size * np.log2(k) / 8:  # the counts pay for themselves
+        out += TABLE.pack(COUNTS, first, k) + counts.astype("<u4").tobytes()
+        return shifted, categorical_model(counts + (counts.sum() == 0))
+    out += TABLE.pack(UNIFORM, first, k)
+    return shifted, constriction.stream.model.Uniform(k)
 
 
 def read_table(data: bytes, at: int, trailer: int = 4):
@@ -68,18 +77,22 @@ def read_table(data: bytes, at: int, trailer: int = 4):
     ``BitstreamError`` if it is cut short or holds no valid alphabet."""
     if len(data) < at + TABLE.size + trailer:
         raise BitstreamError("the layer is truncated (a symbol table)", "size")
-    first, k = TABLE.unpack_from(data, at)
+    model, first, k = TABLE.unpack_from(data, at)
     at += TABLE.size
-    if not 2 <= k <= MAX_SYMBOLS or len(data) < at + 4 * k + trailer:
+    if model == UNIFORM and 2 <= k <= MAX_SYMBOLS:
+        return first, k, constriction.stream.model.Uniform(k), at
+    if model != COUNTS or not 2 <= k <= MAX_SYMBOLS or len(data) < at + 4 * k + trailer:
         raise BitstreamError("a symbol table of the layer is not valid", "table")
     counts = np.frombuffer(data, "<u4", count=k, offset=at).astype(np.float64)
     return first, k, categorical_model(counts + (counts.sum() == 0)), at + 4 * k
 
 
 __all__ = [
+    "COUNTS",
     "CRC",
     "MAX_SYMBOLS",
     "TABLE",
+    "UNIFORM",
     "add_crc",
     "check_crc",
     "check_frames",

@@ -45,7 +45,8 @@ Layout, version 1 (integers little-endian)::
     12      4         H, W (uint16 each)
     16      4         step (float32 dB, > 0)
     20      4         M, listed cells (uint32)
-    24      table     positions: symbols 0 (kept) and 1 (listed), counts
+    24      table     positions: symbols 0 (kept) and 1 (listed) (a table of
+                      :mod:`mmslim.codec.layer_format`: counts, or uniform)
     ...     table     values: steps from the decoded value
     ...     4 words   the ANS payload: N H W position symbols (frames, cells row-major), then one
                       value symbol per listed cell in the same order
