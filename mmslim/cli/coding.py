@@ -98,7 +98,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--out", required=True, type=Path, help="folder for the exported codec")
     s.set_defaults(func=_export)
 
-    s = sub.add_parser("inspect", help="header, frame count, bits per element, ratios")
+    s = sub.add_parser(
+        "inspect", help="header, frame count, bits per element, ratios (of a file or a layer)"
+    )
     s.add_argument("input", type=Path)
     s.set_defaults(func=_inspect)
 
@@ -333,10 +335,27 @@ def _export(args) -> None:
         print(f"{kind} {path.stem}: {path} ({path.stat().st_size} bytes)")
 
 
+# The layers written beside a file, by magic; each has its version at byte 4 and N (uint32), H, W
+# (uint16) at byte 8.
+LAYER_MAGICS = {b"MMSD": "detail layer", b"MMSF": "floor layer", b"MMSR": "repair list"}
+
+
 def _inspect(args) -> None:
+    import struct
+
     from mmslim.codec import rate_report, read_header
 
-    data = read_file(args.input, ".mmsl file")
+    data = read_file(args.input, ".mmsl file or layer")
+    if data[:4] in LAYER_MAGICS:  # a layer beside a file: what it is and what it costs
+        what = LAYER_MAGICS[data[:4]]
+        if len(data) < 16:
+            raise ValueError(f"{args.input} is too short for a {what}")
+        n, height, width = struct.unpack_from("<IHH", data, 8)
+        per = 8 * len(data) / max(1, n * height * width)
+        print(f"file          {args.input} ({len(data)} bytes, {what} v{data[4]})")
+        print(f"frames        {n} of {height} x {width}")
+        print(f"bits/element  {per:.4f} (the layer alone; add the file's)")
+        return
     h = read_header(data)
     height, width = h.frame_shape
     elements = h.num_frames * height * width  # 0: no frames, or a frame size not recorded

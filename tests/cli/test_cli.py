@@ -218,6 +218,15 @@ def test_amplitude_with_its_floor_layer_and_repair_list(sample_frames, tmp_path,
                  "--floor-layer", "13", "--repairs"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "floor layer ->" in out and "repair list ->" in out
+    for suffix, what in (
+        ("floor", "floor layer"),
+        ("repairs", "repair list"),
+        ("detail", "detail layer"),
+    ):
+        assert main(["inspect", f"{amp_file}.{suffix}"]) == 0
+        out = capsys.readouterr().out
+        assert f"{what} v1" in out or f"{what} v2" in out
+        assert "frames        4 of 224 x 64" in out
     refused = tmp_path / "refused.mmsl"
     for bad in ("0.1", "-2"):
         assert main(["compress", str(amp), str(refused), "--checkpoint", ckpt,
