@@ -145,7 +145,7 @@ def decode_repairs(data: bytes, decoded: np.ndarray) -> tuple[np.ndarray, np.nda
     check_frames(decoded, n, h, w, "repair list")
     if count > n * h * w:
         raise BitstreamError(f"the repair list claims {count} cells of {n * h * w}", "head")
-    _, _, position_model, at = read_table(data, HEAD.size)
+    position_first, _, position_model, at = read_table(data, HEAD.size)
     first, _, value_model, at = read_table(data, at)
     try:
         positions, values = ans_decode_segments(
@@ -155,8 +155,11 @@ def decode_repairs(data: bytes, decoded: np.ndarray) -> tuple[np.ndarray, np.nda
         raise BitstreamError(
             f"the repair list's payload does not decode: {err}", "payload"
         ) from err
+    positions = positions + position_first  # 0 kept, 1 listed
     listed = positions.reshape(n, h, w).astype(bool)
-    if positions.max(initial=0) > 1 or int(listed.sum()) != count:
+    if not (0 <= positions.min(initial=0) <= positions.max(initial=0) <= 1) or (
+        int(listed.sum()) != count
+    ):
         raise BitstreamError("the repair list's positions do not match its count", "payload")
     return listed, (decoded[listed] + (values + first) * np.float32(step)).astype(np.float32)
 

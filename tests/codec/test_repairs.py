@@ -46,6 +46,14 @@ def test_the_list_holds_the_misses_and_the_detections_decided_otherwise(frames):
     np.testing.assert_array_equal(repaired[unlisted], decoded[unlisted])
 
 
+def test_a_list_of_every_cell_decodes_too():
+    rng = np.random.default_rng(2)
+    orig = rng.uniform(-30, 0, size=(1, 8, 8)).astype(np.float32)
+    decoded = orig - 30  # every cell is within 40 dB of the peak and 30 dB low
+    listed, _ = decode_repairs(encode_repairs(orig, decoded, detectors=()), decoded)
+    assert listed.all()
+
+
 def test_nothing_is_listed_when_the_decoded_map_is_the_original(frames):
     orig, _ = frames
     listed, symbols = choose_repairs(orig, orig)
