@@ -115,8 +115,11 @@ def psnr_over_constant(orig: np.ndarray, recon: np.ndarray) -> float:
     """The PSNR of ``recon`` minus that of a constant map (each frame's mean), in dB, both of
     the original ``orig`` (N, H, W), on maps scaled by the original's range (as :func:`distortion`
     does): above 0, the reconstruction is closer to the original than its mean is."""
-    x, y = _normalized(orig, recon)
-    flat = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+    return _psnr_gain(*_normalized(orig, recon))
+
+
+def _psnr_gain(x: torch.Tensor, y: torch.Tensor) -> float:
+    flat = x.mean(dim=(2, 3), keepdim=True).expand_as(x)  # each frame's mean: a constant map
     return float(psnr(x, y) - psnr(x, flat))
 
 
@@ -135,7 +138,7 @@ def distortion(
     row = {
         "ssim": float(ssim(x, y)),
         "psnr": float(psnr(x, y)),
-        "psnr_over_constant": psnr_over_constant(orig, recon),
+        "psnr_over_constant": _psnr_gain(x, y),
     }
     if kind == "amplitude":
         other = radar_metrics.detection_scores(

@@ -130,7 +130,7 @@ def encode_floor(
         out += FRAME.pack(float(t), int(c))
     segments = [write_table(out, level_symbols, "level steps")]
     if texture_step:
-        flat = _flat_level(amplitude_hat, level, level_step, floor, blocks)  # (N, H, W)
+        flat = _flat_level(hat_mean, level, level_step, blocks)  # (N, H, W)
         deviation = (amplitude.astype(np.float64) - flat)[floor]  # (M,) dB
         texture = np.trunc(deviation / np.float32(texture_step)).astype(np.int64)
         symbols, model = write_table(out, texture, "texture steps")
@@ -183,8 +183,7 @@ def decode_floor(data: bytes, amplitude_hat: np.ndarray) -> tuple[np.ndarray, np
     if not texture_step:
         shift = (level * np.float32(level_step)).astype(np.float32)[:, blocks]  # (N, H, W)
         return floor, (amplitude_hat + shift).astype(np.float32)
-    flat = _flat_level(amplitude_hat, level, level_step, floor, blocks)
-    out = flat.astype(np.float32)
+    out = _flat_level(hat_mean, level, level_step, blocks).astype(np.float32)
     out[floor] += values[decoded[1]]
     return floor, out
 
@@ -206,9 +205,9 @@ def is_floor_layer(data: bytes) -> bool:
     return data[:4] == MAGIC
 
 
-def _flat_level(amplitude_hat, level, level_step, floor, blocks) -> np.ndarray:
-    """(N, H, W) float64: each block's decoded floor mean plus its level correction."""
-    hat_mean, _ = _block_means(amplitude_hat, floor, blocks, level.shape[1])
+def _flat_level(hat_mean, level, level_step, blocks) -> np.ndarray:
+    """(N, H, W) float64: each block's decoded floor mean (N, blocks) plus its level correction
+    (N, blocks), spread over the block's cells."""
     return (hat_mean + level * np.float64(np.float32(level_step)))[:, blocks]
 
 

@@ -93,9 +93,9 @@ def choose_repairs(
     decoded = np.asarray(decoded, np.float32)
     peak = amplitude.max(axis=(1, 2), keepdims=True)
     listed = (amplitude >= peak - within_db) & (amplitude - decoded > error_db)
-    for detector in detectors:
-        lost = ~ndimage.binary_dilation(ca_cfar(decoded, **detector), NEAR)
-        listed |= ca_cfar(amplitude, **detector) & lost
+    found = [ca_cfar(amplitude, **d) for d in detectors]  # the original's detections
+    for detector, original in zip(detectors, found):
+        listed |= original & ~ndimage.binary_dilation(ca_cfar(decoded, **detector), NEAR)
     target = amplitude.copy()  # the value each listed cell should take, dB
 
     def applied():
@@ -104,7 +104,7 @@ def choose_repairs(
         return symbols, shown.astype(np.float32)  # as the receiver computes it
 
     symbols, shown = applied()
-    originals = [ndimage.binary_dilation(ca_cfar(amplitude, **d), NEAR) for d in detectors]
+    originals = [ndimage.binary_dilation(original, NEAR) for original in found]
     for _ in range(rounds):
         for detector, near_original in zip(detectors, originals):
             invented = ca_cfar(shown, **detector) & ~near_original

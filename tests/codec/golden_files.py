@@ -8,18 +8,20 @@ from the shipped sample) plus an HMAC-tagged ANS file whose sequence numbers wra
 the format, to the coders or to the ``constriction`` version that would break files already
 written fails a test instead of passing silently.
 
-It also holds a phase detail layer (:mod:`mmslim.codec.detail`, format version 1) of the same
-frames, ``detail.mmsd``, with the cells and values it decodes to in ``detail_expected.npz``
-(the amplitude that chooses its cells is the golden maps themselves).
-
-And a floor layer (:mod:`mmslim.codec.floor_layer`, with texture) of the same frames,
-``floor.mmsf``, with the maps it decodes to in ``floor_expected.npz``.
+It also holds the layers sent beside a file, for the same frames, each with what it decodes to
+in ``NAME_expected.npz``: a phase detail layer (:mod:`mmslim.codec.detail`, format version 2,
+``detail.mmsd``; the amplitude that chooses its cells is the golden maps themselves; the same
+layer as version 1 wrote it, ``detail_v1.mmsd``, kept as it was written), an amplitude detail
+layer (``detail_amplitude.mmsd``), a floor layer with texture (:mod:`mmslim.codec.floor_layer`,
+``floor.mmsf``) and a repair list (:mod:`mmslim.codec.repairs`, ``repairs.mmsr``), the last
+three against :func:`golden_decoded_amplitude`.
 
 Regenerate only on purpose (a new format version), then commit the folder::
 
     PYTHONPATH=. python -m tests.codec.golden_files          # the .mmsl files and the model
     PYTHONPATH=. python -m tests.codec.golden_files detail   # the detail layers
     PYTHONPATH=. python -m tests.codec.golden_files floor    # the floor layer
+    PYTHONPATH=. python -m tests.codec.golden_files repairs  # the repair list
 """
 
 from __future__ import annotations
@@ -116,6 +118,18 @@ def regenerate_floor(folder: Path = GOLDEN) -> None:
     np.savez_compressed(folder / "floor_expected.npz", cells=cells, values=values)
 
 
+def regenerate_repairs(folder: Path = GOLDEN) -> None:
+    """Write ``repairs.mmsr`` (a repair list against :func:`golden_decoded_amplitude`) and what it
+    decodes to (``repairs_expected.npz``)."""
+    from mmslim.codec.repairs import decode_repairs, encode_repairs
+
+    decoded = golden_decoded_amplitude()
+    data = encode_repairs(golden_maps(), decoded)
+    (folder / "repairs.mmsr").write_bytes(data)
+    cells, values = decode_repairs(data, decoded)
+    np.savez_compressed(folder / "repairs_expected.npz", cells=cells, values=values)
+
+
 def regenerate(folder: Path = GOLDEN) -> None:
     """Write the checkpoint, the ``.mmsl`` files and ``expected.npz`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,7 +154,7 @@ def regenerate(folder: Path = GOLDEN) -> None:
 if __name__ == "__main__":
     import sys
 
-    {"detail": regenerate_detail, "floor": regenerate_floor}.get(
+    {"detail": regenerate_detail, "floor": regenerate_floor, "repairs": regenerate_repairs}.get(
         sys.argv[1] if sys.argv[1:] else "", regenerate
     )()
     print(f"wrote to {GOLDEN}: {sorted(p.name for p in GOLDEN.iterdir())}")

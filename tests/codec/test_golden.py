@@ -133,3 +133,18 @@ def test_golden_floor_layer_decodes_and_encodes_again_byte_for_byte():
     assert 0 < cells.sum() < cells.size
     again = encode_floor(golden_maps(), decoded, FLOOR_TEXTURE_STEP, grid=FLOOR_GRID)
     assert again == data
+
+
+def test_golden_repair_list_decodes_and_encodes_again_byte_for_byte():
+    from mmslim.codec.repairs import VERSION, decode_repairs, encode_repairs
+    from tests.codec.golden_files import golden_decoded_amplitude, golden_maps
+
+    data = (GOLDEN / "repairs.mmsr").read_bytes()
+    assert data[:5] == b"MMSR" + bytes([VERSION])
+    decoded = golden_decoded_amplitude()
+    cells, values = decode_repairs(data, decoded)
+    with np.load(GOLDEN / "repairs_expected.npz") as z:
+        np.testing.assert_array_equal(cells, z["cells"])
+        np.testing.assert_array_equal(values, z["values"])
+    assert cells.sum() > 0
+    assert encode_repairs(golden_maps(), decoded) == data
