@@ -185,7 +185,7 @@ CODECS: dict[str, Codec] = {
         ZFP("zfp", "tolerance", (2.0, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)),
         ZFPRate("zfp-rate", "bits/value", (0.5, 0.75, 1.0, 1.5, 2.0, 4.0)),
         QuantZstd("quant-zstd", "bits", (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)),
-        SparseList("sparse", "dB below peak", (25.0, 30.0, 35.0, 40.0, 45.0, 50.0)),
+        SparseList("sparse", "dB below peak", (25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0)),
     )
 }
 

@@ -248,16 +248,30 @@ def texture_free(orig: np.ndarray, target_db: float = 40.0, size: int = 9) -> np
     return np.where(radar_metrics.target_region(orig, target_db), orig, local).astype(np.float32)
 
 
+def with_noise(orig: np.ndarray, std_db: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Not a codec: the original (N, H, W) dB plus white Gaussian noise of ``std_db`` dB (seeded).
+    How far the radar metrics move for an error that small is their own noise floor: on the
+    lab77 scenario (two walkers) the walker estimates move several times more than on the
+    held-out walkers (the README gives the figures)."""
+    rng = np.random.default_rng(seed)
+    orig = np.asarray(orig, np.float32)
+    return (orig + rng.normal(0.0, std_db, orig.shape)).astype(np.float32)
+
+
+# Rows that are not codecs, measured beside them: name -> the map they return from the original.
+REFERENCES = {"texture-free reference": texture_free, "1 dB noise reference": with_noise}
+
+
 def reference_rows(data=None, checkpoint=None, frames=None, scenarios=("held-out",)) -> list[dict]:
-    """The amplitude distortions of :func:`texture_free` on the frames :func:`run_rd` measures
-    (same arguments): one row per scenario (no rate: nothing is coded)."""
+    """The amplitude distortions of each of :data:`REFERENCES` on the frames :func:`run_rd`
+    measures (same arguments): one row per reference and scenario (no rate: nothing is coded)."""
     split_from = next(iter(find_checkpoints(checkpoint).values())) if checkpoint else None
     rows = []
     for scenario, (val, radar) in scenario_sets(data, split_from, frames, scenarios).items():
         amp = val.amplitude
-        reference = distortion("amplitude", amp, texture_free(amp), amp, radar, _sequences(val))
-        rows.append({"scenario": scenario, "kind": "amplitude", "codec": "texture-free reference",
-                     **reference})  # fmt: skip
+        for name, reference in REFERENCES.items():
+            scores = distortion("amplitude", amp, reference(amp), amp, radar, _sequences(val))
+            rows.append({"scenario": scenario, "kind": "amplitude", "codec": name, **scores})
     return rows
 
 
@@ -376,4 +390,5 @@ def curve(rows: list[dict], kind: str, codec: str, scenario: str | None = None) 
     return sorted(pts, key=lambda r: r["bits_per_element"])
 
 
-__all__ = ["METRICS", "at_rate", "curve", "psnr_over_constant", "run_rd"]
+__all__ = ["METRICS", "REFERENCES", "at_rate", "curve", "psnr_over_constant", "reference_rows",
+           "run_rd", "texture_free", "with_noise"]  # fmt: skip

@@ -250,10 +250,13 @@ def _rd(args: argparse.Namespace) -> None:
 
         reference = rd.reference_rows(data, checkpoint, args.frames, scenarios)
         print(
-            "\nnot a codec: the original's target cells and its floor's local mean (9 x 9, "
-            "dB), the best a decoder that draws no floor texture could do"
+            "\nnot codecs: the texture-free reference is the original's target cells and its "
+            "floor's local mean (9 x 9, dB), the best a decoder that draws no floor texture "
+            "could do; the 1 dB noise reference is the original plus 1 dB of white noise, how "
+            "far each metric moves for an error that small"
         )
-        keys = ("scenario", "psnr_over_constant", "cfar_f1", "amp_mae_db_target", "amp_mae_db")
+        keys = ("scenario", "codec", "psnr_over_constant", "cfar_f1", "cfar_f1_other",
+                "amp_mae_db_target", "walker_velocity_err_mps", "walker_extent_err_mps")  # fmt: skip
         print_table([{k: r[k] for k in keys} for r in reference])
         if args.out is not None:
             write_csv(reference, Path(args.out) / "reference.csv")

@@ -286,3 +286,13 @@ def test_the_texture_free_reference_keeps_targets_and_smooths_the_floor(frames):
     assert abs(ref[floor].mean() - amp[floor].mean()) < 0.5  # its level is kept (dB)
     row = rd.distortion("amplitude", amp, ref, amp)
     assert row["amp_mae_db_target"] == 0 and 0 < row["psnr_over_constant"] < 2
+
+
+def test_the_noise_reference_is_seeded_white_noise_of_the_asked_size(frames):
+    amp = frames.amplitude[:4]
+    noisy = rd.with_noise(amp, std_db=1.0, seed=3)
+    np.testing.assert_array_equal(noisy, rd.with_noise(amp, std_db=1.0, seed=3))
+    assert not np.array_equal(noisy, rd.with_noise(amp, std_db=1.0, seed=4))
+    error = noisy - amp
+    assert abs(error.std() - 1.0) < 0.02 and abs(error.mean()) < 0.02  # dB
+    assert abs(np.corrcoef(error[:, 1:].ravel(), error[:, :-1].ravel())[0, 1]) < 0.02  # white
