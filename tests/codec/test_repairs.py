@@ -46,6 +46,18 @@ def test_the_list_holds_the_misses_and_the_detections_decided_otherwise(frames):
     np.testing.assert_array_equal(repaired[unlisted], decoded[unlisted])
 
 
+def test_misses_are_listed_from_error_db_low_and_only_inside_the_target_region(frames):
+    orig, _ = frames
+    decoded = orig.copy()
+    decoded[:, 20, 8] -= 4.0  # a target cell 4 dB low: listed by default (3 dB), not at 6 dB
+    decoded[:, 44, 24] -= 2.0  # the other target, 2 dB low: not listed
+    decoded[:, 5, 5] -= 20.0  # a floor cell far below the peak: not a miss
+    listed, _ = choose_repairs(orig, decoded, detectors=())
+    assert listed[:, 20, 8].all() and not listed[:, 44, 24].any() and not listed[:, 5, 5].any()
+    assert listed.sum() == len(orig)  # nothing else
+    assert not choose_repairs(orig, decoded, error_db=6.0, detectors=())[0].any()
+
+
 def test_a_list_of_every_cell_decodes_too():
     rng = np.random.default_rng(2)
     orig = rng.uniform(-30, 0, size=(1, 8, 8)).astype(np.float32)
