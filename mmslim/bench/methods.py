@@ -28,18 +28,20 @@ from mmslim.data.dataset import FRAME_SHAPE
 DETAIL_BITS = {"amplitude": (2, 3, 4), "phase": (3, 4, 5)}
 # Layers beside the main amplitude model's file, one operating point each: (detail bits, floor
 # layer's texture step in dB (0: level only; None: no floor layer), the detectors of a repair
-# list (None: no list)). The phase detail layers are also drawn with their cells chosen on the
-# amplitude with PHASE_ON_LAYERS.
+# list (None: no list), whether the list keeps exactly the original's detections). The phase
+# detail layers are also drawn with their cells chosen on the amplitude with PHASE_ON_LAYERS.
 LAYERS = (
-    (3, 0.0, None),
-    (3, 16.0, None),
-    (3, 13.0, None),
-    (0, None, DETECTORS),
-    (3, 0.0, DETECTORS),
-    (3, 0.0, BENCH_ONLY),
-    (3, 13.0, DETECTORS),
+    (3, 0.0, None, False),
+    (3, 16.0, None, False),
+    (3, 13.0, None, False),
+    (0, None, DETECTORS, False),
+    (0, None, DETECTORS, True),
+    (3, 0.0, DETECTORS, False),
+    (3, 0.0, BENCH_ONLY, False),
+    (3, 0.0, DETECTORS, True),
+    (3, 13.0, DETECTORS, False),
 )
-PHASE_ON_LAYERS = (3, 0.0, DETECTORS)
+PHASE_ON_LAYERS = (3, 0.0, DETECTORS, False)
 
 
 @dataclass
@@ -148,13 +150,15 @@ def layered_method(
     detail_bits: int = 3,
     floor_step: float | None = None,
     repairs: tuple[dict, ...] | None = None,
+    exact_repairs: bool = False,
     frame_shape=FRAME_SHAPE,
 ) -> Method:
     """mmSlim's amplitude codec with layers beside its file, each optional, applied in this order
     at the receiver: an amplitude detail layer of ``detail_bits`` bits (0: none), a floor layer
     (:mod:`mmslim.codec.floor_layer`) of ``floor_step`` dB (0: level only; None: none), a repair
     list (:mod:`mmslim.codec.repairs`) made against what the others leave, for the CA-CFAR
-    settings ``repairs`` (None: no list)."""
+    settings ``repairs`` (None: no list), keeping exactly the original's detections with
+    ``exact_repairs``."""
     from mmslim.codec.detail import encode_detail
     from mmslim.codec.floor_layer import encode_floor
     from mmslim.codec.layers import apply_amplitude_layers
@@ -172,7 +176,7 @@ def layered_method(
             sent.floor = encode_floor(maps, amp_hat, floor_step)
         if repairs is not None:  # made against what the receiver has before it
             shown = apply_amplitude_layers(amp_hat, sent.detail, sent.floor)
-            sent.repairs = encode_repairs(maps, shown, detectors=repairs)
+            sent.repairs = encode_repairs(maps, shown, detectors=repairs, exact=exact_repairs)
         return sent
 
     def dec(sent: WithDetail):
@@ -186,6 +190,7 @@ def layered_method(
         setting += f" floor-layer={f'texture {floor_step:g} dB' if floor_step else 'level'}"
     if repairs is not None:
         setting += " repairs" if repairs == DETECTORS else " repairs(bench detector only)"
+        setting += " exact" if exact_repairs else ""
     return Method(name, "mmslim", setting, enc, dec)
 
 

@@ -69,7 +69,8 @@ METRICS = {
                   "cfar_f1", "cfar_precision", "cfar_recall", "cfar_f1_other",
                   "peak_err_doppler_moving",
                   "peak_err_range_moving", "walker_range_err_m", "walker_velocity_err_mps",
-                  "walker_extent_err_mps", "walker_missed", "cadence_err_hz"),
+                  "walker_extent_err_mps", "walker_missed", "cadence_err_hz",
+                  "walker_velocity_err_mps_other", "walker_extent_err_mps_other"),
     "phase": ("ssim", "psnr", "psnr_over_constant", "phase_err", "phase_err_weighted",
               "phase_err_target"),
 }  # fmt: skip
@@ -99,8 +100,9 @@ def validation_frames(frames: FrameSet, checkpoint=None, limit: int | None = Non
 
 
 # A CA-CFAR no sender rule uses (smaller windows, a higher false-alarm rate than ca_cfar's
-# defaults): ``cfar_*_other`` say whether a method's detections hold for a detector it was not
-# tuned to (the detections rule and the repair list run the default one).
+# defaults): ``cfar_*_other`` and ``walker_*_other`` say whether a method's detections, and the
+# walker estimates made from them, hold for a detector it was not tuned to (the detections rule
+# and the repair list run the default one).
 OTHER_DETECTOR = {"guard": (2, 1), "train": (6, 3), "pfa": 1e-4}
 
 
@@ -145,12 +147,15 @@ def distortion(
             radar_metrics.ca_cfar(orig, **OTHER_DETECTOR),
             radar_metrics.ca_cfar(recon, **OTHER_DETECTOR),
         )
+        walker_other = walker_errors(orig, recon, radar, **OTHER_DETECTOR)
         return {
             **row,
             **radar_metrics.amplitude_metrics(orig, recon),
             **{f"{k}_other": other[k] for k in ("cfar_f1", "cfar_precision", "cfar_recall")},
             **walker_errors(orig, recon, radar, sequences),
-        }
+            **{f"{k}_other": walker_other[k]
+               for k in ("walker_velocity_err_mps", "walker_extent_err_mps")},
+        }  # fmt: skip
     return {**row, **radar_metrics.phase_error(orig, recon, amp)}
 
 

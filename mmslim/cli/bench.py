@@ -256,7 +256,8 @@ def _rd(args: argparse.Namespace) -> None:
             "far each metric moves for an error that small"
         )
         keys = ("scenario", "codec", "psnr_over_constant", "cfar_f1", "cfar_f1_other",
-                "amp_mae_db_target", "walker_velocity_err_mps", "walker_extent_err_mps")  # fmt: skip
+                "amp_mae_db_target", "walker_velocity_err_mps",
+                "walker_extent_err_mps")  # fmt: skip
         print_table([{k: r[k] for k in keys} for r in reference])
         if args.out is not None:
             write_csv(reference, Path(args.out) / "reference.csv")

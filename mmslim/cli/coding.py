@@ -46,6 +46,12 @@ def add_parsers(sub) -> None:
              "cells the receiver's map (with the layers above) misses or on which CA-CFAR "
              "decides otherwise than on the original, by position",
     )  # fmt: skip
+    s.add_argument(
+        "--exact-repairs", action="store_true",
+        help="with --repairs: list enough cells that CA-CFAR finds exactly the original's "
+             "detections (not only within a cell), so the walker estimates made from them are "
+             "the original's; about twice the cells",
+    )  # fmt: skip
     s.set_defaults(func=_compress)
 
     s = sub.add_parser("decompress", help="decode an .mmsl file to an .npy (N, H, W)")
@@ -178,6 +184,8 @@ def _compress(args) -> None:
                          f"{kind} model")  # fmt: skip
     if args.repairs and kind != "amplitude":
         raise ValueError(f"--repairs lists amplitude cells; {args.checkpoint} is a {kind} model")
+    if args.exact_repairs and not args.repairs:
+        raise ValueError("--exact-repairs is a rule of the repair list: give --repairs too")
     _check_amplitude_layers_flag(args, kind, args.detail_bits)
     maps, amp = read_maps(args.input, kind, args.amplitude)
     amp_hat = None
@@ -233,7 +241,7 @@ def _amplitude_layers(args, maps, amp_hat, detail: bytes | None) -> None:
     if args.repairs:
         from mmslim.codec.repairs import encode_repairs
 
-        repairs = encode_repairs(maps, shown)
+        repairs = encode_repairs(maps, shown, exact=args.exact_repairs)
         _write_layer(Path(f"{args.output}.repairs"), repairs, "repair list", maps.size)
 
 

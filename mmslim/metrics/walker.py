@@ -72,15 +72,16 @@ def gait_cadence(extent_mps: np.ndarray, frame_rate_hz: float) -> float:
 
 
 def walker_errors(
-    orig_db, recon_db, radar: RadarConfig | None = None, sequences=None
+    orig_db, recon_db, radar: RadarConfig | None = None, sequences=None, **cfar
 ) -> dict[str, float]:
     """Mean |estimate from the reconstruction - estimate from the original| of each quantity,
     over frames where both have moving detections: ``walker_range_err_m``,
     ``walker_velocity_err_mps``, ``walker_extent_err_mps``; ``walker_missed``: share of frames
     where exactly one of the two has none. With ``sequences`` ((N,) labels of consecutive
-    frames), also ``cadence_err_hz`` over sequences of at least 16 frames."""
+    frames), also ``cadence_err_hz`` over sequences of at least 16 frames. ``cfar``: the
+    detector's settings (:func:`ca_cfar`), the same for both maps."""
     radar = radar or RadarConfig()
-    a, b = walker_estimates(orig_db, radar), walker_estimates(recon_db, radar)
+    a, b = walker_estimates(orig_db, radar, **cfar), walker_estimates(recon_db, radar, **cfar)
     both = ~np.isnan(a["range_m"]) & ~np.isnan(b["range_m"])
     either = ~np.isnan(a["range_m"]) | ~np.isnan(b["range_m"])
     out = {}

@@ -245,17 +245,20 @@ def test_a_second_scenario_is_measured_on_its_own_frames(tmp_path, tiny_config, 
     assert [r["codec"] for r in rows] == floors + details + layers + sparse_rows
     assert [r["setting"].split()[-1] for r in rows[3:6]] == ["detail=2b@43dB", "detail=3b@43dB",
                                                              "detail=4b@43dB"]  # fmt: skip
-    assert [r["setting"].split("floor=none")[-1] for r in rows[6:13]] == [
+    layered = rows[6 : 6 + len(methods.LAYERS)]
+    assert [r["setting"].split("floor=none")[-1] for r in layered] == [
         " detail=3b@43dB floor-layer=level",
         " detail=3b@43dB floor-layer=texture 16 dB",
         " detail=3b@43dB floor-layer=texture 13 dB",
         " repairs",
+        " repairs exact",
         " detail=3b@43dB floor-layer=level repairs",
         " detail=3b@43dB floor-layer=level repairs(bench detector only)",
+        " detail=3b@43dB floor-layer=level repairs exact",
         " detail=3b@43dB floor-layer=texture 13 dB repairs",
     ]
     # each layer costs bytes beside the file
-    assert all(r["bytes"] > rows[0]["bytes"] for r in rows[6:13])
+    assert all(r["bytes"] > rows[0]["bytes"] for r in layered)
     lab = rd.scenario_frames("lab77")
     assert lab.amplitude.shape[1:] == (256, 64)  # the other radar's 256 chirps
     assert all(r["bits_per_element"] == 8 * r["bytes"] / lab.amplitude.size for r in rows)

@@ -232,7 +232,18 @@ def test_amplitude_with_its_floor_layer_and_repair_list(sample_frames, tmp_path,
         assert main(["compress", str(amp), str(refused), "--checkpoint", ckpt,
                      "--floor-layer", bad]) != 0  # fmt: skip
         assert "texture step of at least 0.5 dB" in capsys.readouterr().err
+    assert main(["compress", str(amp), str(refused), "--checkpoint", ckpt,
+                 "--exact-repairs"]) != 0  # fmt: skip
+    assert "give --repairs too" in capsys.readouterr().err
     assert not refused.exists()
+    exact = tmp_path / "exact.mmsl"  # the exact rule lists more cells, in the same format
+    assert main(["compress", str(amp), str(exact), "--checkpoint", ckpt, "--detail-bits", "3",
+                 "--floor-layer", "13", "--repairs", "--exact-repairs"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["inspect", f"{exact}.repairs"]) == 0
+    assert "repair list v1" in capsys.readouterr().out
+    size = lambda f: (tmp_path / f).stat().st_size  # noqa: E731
+    assert size("exact.mmsl.repairs") > size("amp.mmsl.repairs")
     plain, both = tmp_path / "plain.npy", tmp_path / "both.npy"
     assert main(["decompress", str(amp_file), str(plain), "--checkpoint", ckpt]) == 0
     layers = ["--detail", f"{amp_file}.detail", "--floor-layer", f"{amp_file}.floor",
