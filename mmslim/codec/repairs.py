@@ -18,8 +18,8 @@ Which cells (:func:`choose_repairs`), on the map the receiver will have before t
    layers);
 2. **lost detections**: cells CA-CFAR detects on the original with no detection within one cell
    on the decoded map; both set to the original's value;
-3. then ``rounds`` times, on the map with the list applied (a listed cell moves its neighbours'
-   thresholds, so one pass is not enough):
+3. then, on the map with the list applied, until a round changes nothing or ``rounds`` (4)
+   rounds have run (a listed cell moves its neighbours' thresholds, so one pass is not enough):
 
    - **invented detections**, cells CA-CFAR detects with no original detection within one cell:
      each is set to the lower of its value and 1 dB below the detector's threshold there;
@@ -99,7 +99,7 @@ def choose_repairs(
     error_db: float = 3.0,
     within_db: float = 40.0,
     detectors: tuple[dict, ...] = DETECTORS,
-    rounds: int = 2,
+    rounds: int = 4,
     step: float = 1.0,
     exact: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +125,7 @@ def choose_repairs(
     symbols, shown = applied()
     originals = [near(original) for original in found]
     for _ in range(rounds):
+        before = symbols
         for detector, original, near_original in zip(detectors, found, originals):
             detected = ca_cfar(shown, **detector)
             threshold = cfar_threshold_db(shown, **detector)
@@ -134,6 +135,8 @@ def choose_repairs(
             target = np.where(lost, np.maximum(amplitude, threshold + 1.0), target)
             listed |= invented | lost
             symbols, shown = applied()
+        if np.array_equal(symbols, before):  # a round that changed nothing: the list is done
+            break
     return listed, symbols
 
 
