@@ -214,6 +214,10 @@ def _check_07(r):
     bpe_before, bpe_after = _finite(r, "bpe_shipped", "bpe_repairs")
     assert 0 < bpe_after - bpe_before < 0.03
     _finite(r, "f1_other_shipped", "f1_other_repairs")
+    # the exact list: the same detections as the original, so the same micro-Doppler extent
+    exact, near = _finite(r, "extent_layered_exact", "extent_layered_repairs")
+    assert exact < 0.01 < near
+    assert _finite(r, "bpe_layered_exact")[0] > _finite(r, "bpe_layered_repairs")[0]
 
 
 def _check_08(r):
