@@ -15,16 +15,20 @@ engineer asks: at the same number of bits, does mmSlim keep more of what matters
 - **Floor layers and repair lists**: the main amplitude model with the layers of each of
   :data:`~mmslim.bench.methods.LAYERS`: a 3-bit detail layer and a floor layer
   (:mod:`mmslim.codec.floor_layer`: the floor's level alone, or its texture too, what PSNR and
-  SSIM reward, at a price), and a repair list (:mod:`mmslim.codec.repairs`) on its own or last;
-  and the phase detail layers again with their cells chosen on the amplitude with the layers of
-  :data:`~mmslim.bench.methods.PHASE_ON_LAYERS` (what a receiver of both has).
+  SSIM reward, at a price), and a repair list (:mod:`mmslim.codec.repairs`, plain or exact) on
+  its own or last; and the phase detail layers again with their cells chosen on the amplitude
+  with the layers of :data:`~mmslim.bench.methods.PHASE_ON_LAYERS` (what a receiver of both
+  has).
 - **Rate**: ``8 len(file)`` over the number of map values (bits per element), and the ratios to
   float32 and int16; every method pays the same container, side info and framing (see
   :mod:`mmslim.bench.baselines`).
 - **Distortion**: SSIM (Gaussian 11 x 11, sigma 1.5, data range 1) and PSNR of the normalised maps
   (the reconstruction normalised with the original's min/max), then the physical metrics of
   :mod:`mmslim.metrics.radar` (amplitude dB error, CA-CFAR scores, peak error; phase error);
-  the CA-CFAR scores also with :data:`OTHER_DETECTOR`, one no sender rule is tuned to.
+  the CA-CFAR scores and walker estimates (:mod:`mmslim.metrics.walker`) also with
+  :data:`OTHER_DETECTOR`, one no sender rule is tuned to.
+- **References** (:data:`REFERENCES`, not codecs): the texture-free map and the original with
+  1 dB of noise, measured on the same frames (``reference.csv``).
 - **Speed**: encode and decode frames/s of the calls that made and read the files (physical
   maps to bytes and back; after a one-frame warm-up), on this machine, in this run. Torch uses
   ``threads`` threads (default 1, like the classical codecs): the figures compare codecs, not
