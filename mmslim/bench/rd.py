@@ -27,8 +27,8 @@ engineer asks: at the same number of bits, does mmSlim keep more of what matters
   :mod:`mmslim.metrics.radar` (amplitude dB error, CA-CFAR scores, peak error; phase error);
   the CA-CFAR scores and walker estimates (:mod:`mmslim.metrics.walker`) also with
   :data:`OTHER_DETECTOR`, one no sender rule is tuned to.
-- **References** (:data:`REFERENCES`, not codecs): the texture-free map and the original with
-  1 dB of noise, measured on the same frames (``reference.csv``).
+- **References** (:mod:`mmslim.bench.references`, not codecs): the texture-free map and the
+  original with 1 dB of noise, measured on the same frames (``reference.csv``).
 - **Speed**: encode and decode frames/s of the calls that made and read the files (physical
   maps to bytes and back; after a one-frame warm-up), on this machine, in this run. Torch uses
   ``threads`` threads (default 1, like the classical codecs): the figures compare codecs, not
@@ -185,7 +185,7 @@ def run_method(
         "bits_per_element": bpe,
         "ratio_f32": 32 / bpe,
         "ratio_i16": 16 / bpe,
-        **distortion(kind, maps, recon, amp, radar, _sequences(frames)),
+        **distortion(kind, maps, recon, amp, radar, sequence_labels(frames)),
         "enc_fps": len(maps) / (t1 - t0),
         "dec_fps": len(maps) / (t2 - t1),
     }
@@ -244,46 +244,6 @@ def run_rd(
     return rows
 
 
-def texture_free(orig: np.ndarray, target_db: float = 40.0, size: int = 9) -> np.ndarray:
-    """Not a codec: the best a decoder that draws no floor texture could return. The original
-    (N, H, W) dB on its target region (cells within ``target_db`` of each frame's peak) and,
-    elsewhere, the floor's local mean in dB (a ``size`` x ``size`` box, Doppler wrapping round,
-    range mirrored). Its PSNR over a constant map is about the most a texture-free codec reaches."""
-    from scipy import ndimage
-
-    orig = np.asarray(orig, np.float32)
-    # per axis: frames apart; Doppler wraps round (the FFT is circular); range mirrored
-    local = ndimage.uniform_filter(orig, size=(1, size, size), mode=("nearest", "wrap", "mirror"))
-    return np.where(radar_metrics.target_region(orig, target_db), orig, local).astype(np.float32)
-
-
-def with_noise(orig: np.ndarray, std_db: float = 1.0, seed: int = 0) -> np.ndarray:
-    """Not a codec: the original (N, H, W) dB plus white Gaussian noise of ``std_db`` dB (seeded).
-    How far the radar metrics move for an error that small is their own noise floor: on the
-    lab77 scenario (two walkers) the walker estimates move several times more than on the
-    held-out walkers (the README gives the figures)."""
-    rng = np.random.default_rng(seed)
-    orig = np.asarray(orig, np.float32)
-    return (orig + rng.normal(0.0, std_db, orig.shape)).astype(np.float32)
-
-
-# Rows that are not codecs, measured beside them: name -> the map they return from the original.
-REFERENCES = {"texture-free reference": texture_free, "1 dB noise reference": with_noise}
-
-
-def reference_rows(data=None, checkpoint=None, frames=None, scenarios=("held-out",)) -> list[dict]:
-    """The amplitude distortions of each of :data:`REFERENCES` on the frames :func:`run_rd`
-    measures (same arguments): one row per reference and scenario (no rate: nothing is coded)."""
-    split_from = next(iter(find_checkpoints(checkpoint).values())) if checkpoint else None
-    rows = []
-    for scenario, (val, radar) in scenario_sets(data, split_from, frames, scenarios).items():
-        amp = val.amplitude
-        for name, reference in REFERENCES.items():
-            scores = distortion("amplitude", amp, reference(amp), amp, radar, _sequences(val))
-            rows.append({"scenario": scenario, "kind": "amplitude", "codec": name, **scores})
-    return rows
-
-
 def scenario_sets(
     data, split_from, frames: int | None, scenarios
 ) -> dict[str, tuple[FrameSet, RadarConfig]]:
@@ -302,7 +262,7 @@ def scenario_sets(
     return sets
 
 
-def _sequences(frames: FrameSet) -> np.ndarray:
+def sequence_labels(frames: FrameSet) -> np.ndarray:
     """(N,) labels of consecutive frames: subject and sequence (the gait cadence's runs)."""
     return np.char.add(frames.subject.astype(str), frames.sequence.astype(str))
 
@@ -399,5 +359,5 @@ def curve(rows: list[dict], kind: str, codec: str, scenario: str | None = None) 
     return sorted(pts, key=lambda r: r["bits_per_element"])
 
 
-__all__ = ["METRICS", "REFERENCES", "at_rate", "curve", "psnr_over_constant", "reference_rows",
-           "run_rd", "texture_free", "with_noise"]  # fmt: skip
+__all__ = ["METRICS", "at_rate", "curve", "distortion", "find_checkpoints", "psnr_over_constant",
+           "run_rd", "scenario_sets", "sequence_labels"]  # fmt: skip

@@ -246,9 +246,10 @@ def _rd(args: argparse.Namespace) -> None:
             print_table([{k: r.get(k, "") for k in keys} for r in at])
     written = "rd.csv, rd_at_rate.csv and rd_<scenario>_<kind>.png"
     if "amplitude" in kinds:
+        from mmslim.bench.references import reference_rows
         from mmslim.files import write_csv
 
-        reference = rd.reference_rows(data, checkpoint, args.frames, scenarios)
+        reference = reference_rows(data, checkpoint, args.frames, scenarios)
         print(
             "\nnot codecs: the texture-free reference is the original's target cells and its "
             "floor's local mean (9 x 9, dB), the best a decoder that draws no floor texture "

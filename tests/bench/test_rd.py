@@ -274,28 +274,3 @@ def test_sparse_list_keeps_the_cells_it_promises(frames):
     for column in range(maps.shape[2]):  # one level per range bin for every dropped cell
         dropped = recon[0][~kept[0][:, column], column]
         assert np.ptp(dropped) == 0 if dropped.size else True
-
-
-def test_the_texture_free_reference_keeps_targets_and_smooths_the_floor(frames):
-    from mmslim.metrics.radar import target_region
-
-    amp = frames.amplitude[:4]
-    ref = rd.texture_free(amp)
-    targets = target_region(amp)
-    np.testing.assert_array_equal(ref[targets], amp[targets])
-    floor = ~targets
-    step = lambda m: np.abs(np.diff(m, axis=1))[floor[:, 1:] & floor[:, :-1]].mean()  # noqa: E731
-    assert step(ref) < 0.25 * step(amp)  # cell to cell (Doppler), the texture is gone
-    assert abs(ref[floor].mean() - amp[floor].mean()) < 0.5  # its level is kept (dB)
-    row = rd.distortion("amplitude", amp, ref, amp)
-    assert row["amp_mae_db_target"] == 0 and 0 < row["psnr_over_constant"] < 2
-
-
-def test_the_noise_reference_is_seeded_white_noise_of_the_asked_size(frames):
-    amp = frames.amplitude[:4]
-    noisy = rd.with_noise(amp, std_db=1.0, seed=3)
-    np.testing.assert_array_equal(noisy, rd.with_noise(amp, std_db=1.0, seed=3))
-    assert not np.array_equal(noisy, rd.with_noise(amp, std_db=1.0, seed=4))
-    error = noisy - amp
-    assert abs(error.std() - 1.0) < 0.02 and abs(error.mean()) < 0.02  # dB
-    assert abs(np.corrcoef(error[:, 1:].ravel(), error[:, :-1].ravel())[0, 1]) < 0.02  # white
