@@ -123,13 +123,8 @@ def test_golden_floor_layer_decodes_and_encodes_again_byte_for_byte():
         golden_maps,
     )
 
-    data = (GOLDEN / "floor.mmsf").read_bytes()
-    assert data[:5] == b"MMSF" + bytes([VERSION])
     decoded = golden_decoded_amplitude()
-    cells, values = decode_floor(data, decoded)
-    with np.load(GOLDEN / "floor_expected.npz") as z:
-        np.testing.assert_array_equal(cells, z["cells"])
-        np.testing.assert_array_equal(values, z["values"])
+    data, cells = _decodes_as_recorded("floor.mmsf", b"MMSF", VERSION, decode_floor, decoded)
     assert 0 < cells.sum() < cells.size
     again = encode_floor(golden_maps(), decoded, FLOOR_TEXTURE_STEP, grid=FLOOR_GRID)
     assert again == data
@@ -139,12 +134,20 @@ def test_golden_repair_list_decodes_and_encodes_again_byte_for_byte():
     from mmslim.codec.repairs import VERSION, decode_repairs, encode_repairs
     from tests.codec.golden_files import golden_decoded_amplitude, golden_maps
 
-    data = (GOLDEN / "repairs.mmsr").read_bytes()
-    assert data[:5] == b"MMSR" + bytes([VERSION])
     decoded = golden_decoded_amplitude()
-    cells, values = decode_repairs(data, decoded)
-    with np.load(GOLDEN / "repairs_expected.npz") as z:
-        np.testing.assert_array_equal(cells, z["cells"])
-        np.testing.assert_array_equal(values, z["values"])
+    data, cells = _decodes_as_recorded("repairs.mmsr", b"MMSR", VERSION, decode_repairs, decoded)
     assert cells.sum() > 0
     assert encode_repairs(golden_maps(), decoded) == data
+
+
+def _decodes_as_recorded(name: str, magic: bytes, version: int, decode, decoded):
+    """A golden layer ``name`` of ``tests/codec/golden``: its magic and version, and that it
+    decodes against ``decoded`` to the cells and values recorded beside it
+    (``<stem>_expected.npz``) -> (its bytes, the cells it decodes to)."""
+    data = (GOLDEN / name).read_bytes()
+    assert data[:5] == magic + bytes([version])
+    cells, values = decode(data, decoded)
+    with np.load(GOLDEN / f"{name.split('.')[0]}_expected.npz") as z:
+        np.testing.assert_array_equal(cells, z["cells"])
+        np.testing.assert_array_equal(values, z["values"])
+    return data, cells
