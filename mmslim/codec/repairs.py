@@ -83,7 +83,7 @@ from mmslim.codec.ans import ans_decode_segments, ans_encode_segments
 from mmslim.codec.detail import check_layer_maps
 from mmslim.codec.frames import BitstreamError
 from mmslim.codec.layer_format import CRC, add_crc, check_crc, check_frames, read_table, write_table
-from mmslim.metrics.radar import ca_cfar, cfar_threshold_db
+from mmslim.metrics.radar import ca_cfar, cfar_with_threshold
 
 MAGIC = b"MMSR"
 VERSION = 1
@@ -127,8 +127,7 @@ def choose_repairs(
     for _ in range(rounds):
         before = symbols
         for detector, original, near_original in zip(detectors, found, originals):
-            detected = ca_cfar(shown, **detector)
-            threshold = cfar_threshold_db(shown, **detector)
+            detected, threshold = cfar_with_threshold(shown, **detector)
             invented = detected & ~near_original
             lost = original & ~near(detected) & ~invented
             target = np.where(invented, np.minimum(target, threshold - 1.0), target)

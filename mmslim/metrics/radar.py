@@ -128,10 +128,21 @@ def cfar_threshold_db(
 ) -> np.ndarray:
     """(N, H, W) float64: the level in dB each cell must exceed for :func:`ca_cfar` (same
     arguments) to detect it: the threshold factor times its training cells' power."""
+    return cfar_with_threshold(amp_db, guard, train, pfa)[1]
+
+
+def cfar_with_threshold(
+    amp_db, guard: tuple[int, int] = (4, 2), train: tuple[int, int] = (8, 4), pfa: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ca_cfar` (float64) and :func:`cfar_threshold_db` of the same maps from one pass
+    over the training windows: ((N, H, W) bool, (N, H, W) float64 dB), each equal to what its
+    own function returns."""
     power = np.power(10.0, _batch(amp_db, "amplitude").astype(np.float64) / 10)
     scale = _cfar_scale(power.shape[1:], tuple(guard), tuple(train), pfa)
-    noise_sum = np.maximum(_training_sums(power, guard, train), np.finfo(np.float64).tiny)
-    return 10.0 * np.log10(scale * noise_sum)
+    sums = _training_sums(power, guard, train)  # (N, H, W)
+    detected = power > scale * np.maximum(sums, 0.0)
+    threshold = 10.0 * np.log10(scale * np.maximum(sums, np.finfo(np.float64).tiny))
+    return detected, threshold
 
 
 def _training_sums(x: np.ndarray, guard, train) -> np.ndarray:
@@ -254,6 +265,7 @@ __all__ = [
     "ca_cfar",
     "cfar_alpha",
     "cfar_threshold_db",
+    "cfar_with_threshold",
     "detection_scores",
     "peak_location_error",
     "phase_error",

@@ -565,3 +565,15 @@ def test_cfar_detects_exactly_the_cells_above_its_threshold(settings):
     np.testing.assert_allclose(
         rm.cfar_threshold_db(amp + 10, **settings), threshold + 10, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("settings", [{}, {"guard": (2, 1), "train": (6, 3), "pfa": 1e-4}])
+def test_cfar_with_threshold_is_both_functions_in_one_pass(settings):
+    rng = np.random.default_rng(4)
+    amp = (10 * np.log10(rng.exponential(1.0, size=(3, 48, 24)))).astype(np.float32)
+    amp[:, 10, 3] += 25
+    amp[:, 30:, :] = -400.0  # a stretch of near-zero power: the threshold's floor at tiny
+    detected, threshold = rm.cfar_with_threshold(amp, **settings)
+    np.testing.assert_array_equal(detected, rm.ca_cfar(amp, **settings))
+    np.testing.assert_array_equal(threshold, rm.cfar_threshold_db(amp, **settings))
+    assert detected[:, 10, 3].all() and np.isfinite(threshold).all()
